@@ -1,0 +1,5 @@
+"""The model zoo: FOMM's teacher and the students of the article, in Flax NNX."""
+
+from models.registry import MODEL_NAMES, MODELS, create_model, default_config, model_config
+
+__all__ = ['MODELS', 'MODEL_NAMES', 'create_model', 'default_config', 'model_config']

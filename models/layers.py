@@ -1,0 +1,321 @@
+"""The parametrised layers every model is built from, in PyTorch's geometry.
+
+Kernels are stored the JAX way (HWIO); `reference` ports map them to PyTorch's
+OIHW. Initialisation follows PyTorch's defaults (kaiming-uniform with a=sqrt(5),
+i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases), so students
+start where the article's students started.
+
+Each layer reports its calls to `record_layer_calls()` when one is active;
+`models.summary` uses that to count parameters, mult-adds and pass size per
+layer by torchinfo's rules. Outside that context the hook costs one
+ContextVar read at trace time and nothing at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax import lax
+
+from models import ops
+
+_DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCall:
+  """One call of a leaf layer: the layer and its input and output shapes."""
+
+  layer: nnx.Module
+  input_shape: tuple[int, ...]
+  output_shape: tuple[int, ...]
+
+
+_RECORDER: contextvars.ContextVar[list[LayerCall] | None] = contextvars.ContextVar(
+    'layer_recorder', default=None
+)
+
+
+@contextlib.contextmanager
+def record_layer_calls() -> Iterator[list[LayerCall]]:
+  """Collects every leaf-layer call made inside the context, in call order."""
+  calls: list[LayerCall] = []
+  token = _RECORDER.set(calls)
+  try:
+    yield calls
+  finally:
+    _RECORDER.reset(token)
+
+
+def _record(layer: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+  calls = _RECORDER.get()
+  if calls is not None:
+    calls.append(LayerCall(layer, tuple(x.shape), tuple(y.shape)))
+  return y
+
+
+_CHUNK = 1 << 16
+
+
+@jax.jit
+def _uniform_chunk(key: jax.Array, index: int) -> jax.Array:
+  return jax.random.uniform(jax.random.fold_in(key, index), (_CHUNK,), jnp.float32)
+
+
+def _torch_uniform(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of `shape`, PyTorch's default conv init.
+
+  XLA:CPU compiles a random-number kernel per output shape (~0.4 s each on a
+  2-core machine), which made building a model take seconds. Every draw here
+  uses one compiled fixed-size kernel instead and is shaped on the host; under
+  tracing (e.g. `nnx.eval_shape`) the same arithmetic runs in jnp.
+  """
+  bound = np.float32(1.0 / math.sqrt(fan_in))
+  key = rngs.params()
+  size = math.prod(shape)
+  chunks = [_uniform_chunk(key, i) for i in range(-(-size // _CHUNK))]
+  if isinstance(key, jax.core.Tracer):
+    unit = jnp.concatenate(chunks)[:size].reshape(shape)
+    return (unit * np.float32(2) - np.float32(1)) * bound
+  unit = np.concatenate([np.asarray(chunk) for chunk in chunks])[:size].reshape(shape)
+  return jnp.asarray((unit * np.float32(2) - np.float32(1)) * bound)
+
+
+class Conv(nnx.Module):
+  """Conv2d with symmetric integer padding (PyTorch's), kernel (k, k, in, out)."""
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      *,
+      stride: int = 1,
+      padding: int = 0,
+      use_bias: bool = True,
+      rngs: nnx.Rngs,
+  ):
+    fan_in = in_features * kernel_size * kernel_size
+    shape = (kernel_size, kernel_size, in_features, out_features)
+    self.kernel = nnx.Param(_torch_uniform(rngs, shape, fan_in))
+    self.bias = nnx.Param(_torch_uniform(rngs, (out_features,), fan_in)) if use_bias else None
+    self.stride = stride
+    self.padding = padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    pad = (self.padding, self.padding)
+    y = lax.conv_general_dilated(
+        x, self.kernel[...], (self.stride, self.stride), (pad, pad), dimension_numbers=_DIMENSIONS
+    )
+    if self.bias is not None:
+      y = y + self.bias[...]
+    return _record(self, x, y)
+
+
+class ConvTranspose(nnx.Module):
+  """ConvTranspose2d with PyTorch's padding and output_padding.
+
+  kernel[i, j, c_in, c_out] is PyTorch's weight[c_in, c_out, i, j].
+  """
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      *,
+      stride: int = 1,
+      padding: int = 0,
+      output_padding: int = 0,
+      use_bias: bool = True,
+      rngs: nnx.Rngs,
+  ):
+    # PyTorch takes fan_in from dim 1 of its (in, out, k, k) weight: out * k * k.
+    fan_in = out_features * kernel_size * kernel_size
+    shape = (kernel_size, kernel_size, in_features, out_features)
+    self.kernel = nnx.Param(_torch_uniform(rngs, shape, fan_in))
+    self.bias = nnx.Param(_torch_uniform(rngs, (out_features,), fan_in)) if use_bias else None
+    self.stride = stride
+    self.padding = padding
+    self.output_padding = output_padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    size = self.kernel.shape[0]
+    before, after, _ = ops.transpose_padding(size, self.stride, self.padding, self.output_padding)
+    y = lax.conv_general_dilated(
+        x,
+        self.kernel[...][::-1, ::-1],
+        (1, 1),
+        ((before, after), (before, after)),
+        lhs_dilation=(self.stride, self.stride),
+        dimension_numbers=_DIMENSIONS,
+    )
+    if self.bias is not None:
+      y = y + self.bias[...]
+    return _record(self, x, y)
+
+
+class DepthwiseConv(nnx.Module):
+  """Conv2d with groups = channels, kernel (k, k, C), run as shifted multiply-adds."""
+
+  def __init__(
+      self,
+      features: int,
+      kernel_size: int,
+      *,
+      stride: int = 1,
+      padding: int = 0,
+      use_bias: bool = True,
+      rngs: nnx.Rngs,
+  ):
+    fan_in = kernel_size * kernel_size
+    self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
+    self.bias = nnx.Param(_torch_uniform(rngs, (features,), fan_in)) if use_bias else None
+    self.stride = stride
+    self.padding = padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = ops.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
+    if self.bias is not None:
+      y = y + self.bias[...]
+    return _record(self, x, y)
+
+
+class DepthwiseConvTranspose(nnx.Module):
+  """ConvTranspose2d with groups = channels, kernel (k, k, C)."""
+
+  def __init__(
+      self,
+      features: int,
+      kernel_size: int,
+      *,
+      stride: int = 1,
+      padding: int = 0,
+      output_padding: int = 0,
+      use_bias: bool = True,
+      rngs: nnx.Rngs,
+  ):
+    fan_in = kernel_size * kernel_size
+    self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
+    self.bias = nnx.Param(_torch_uniform(rngs, (features,), fan_in)) if use_bias else None
+    self.stride = stride
+    self.padding = padding
+    self.output_padding = output_padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = ops.depthwise_conv_transpose2d(
+        x,
+        self.kernel[...],
+        stride=self.stride,
+        padding=self.padding,
+        output_padding=self.output_padding,
+    )
+    if self.bias is not None:
+      y = y + self.bias[...]
+    return _record(self, x, y)
+
+
+class DepthwiseSeparable(nnx.Module):
+  """A depthwise k x k conv (transposed if asked) followed by a pointwise 1x1 conv."""
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      *,
+      stride: int = 1,
+      padding: int = 0,
+      output_padding: int = 0,
+      transposed: bool = False,
+      rngs: nnx.Rngs,
+  ):
+    if transposed:
+      self.depthwise = DepthwiseConvTranspose(
+          in_features,
+          kernel_size,
+          stride=stride,
+          padding=padding,
+          output_padding=output_padding,
+          rngs=rngs,
+      )
+    else:
+      self.depthwise = DepthwiseConv(
+          in_features, kernel_size, stride=stride, padding=padding, rngs=rngs
+      )
+    self.pointwise = Conv(in_features, out_features, 1, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.pointwise(self.depthwise(x))
+
+
+def conv(
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    separable: bool = False,
+    rngs: nnx.Rngs,
+) -> Conv | DepthwiseSeparable:
+  """A standard conv, or its depthwise separable counterpart when it is not 1x1."""
+  if separable and kernel_size > 1:
+    return DepthwiseSeparable(
+        in_features, out_features, kernel_size, stride=stride, padding=padding, rngs=rngs
+    )
+  return Conv(in_features, out_features, kernel_size, stride=stride, padding=padding, rngs=rngs)
+
+
+def conv_transpose(
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    separable: bool = False,
+    rngs: nnx.Rngs,
+) -> ConvTranspose | DepthwiseSeparable:
+  """A transposed conv, or a depthwise transposed conv plus a pointwise conv."""
+  if separable:
+    return DepthwiseSeparable(
+        in_features,
+        out_features,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        transposed=True,
+        rngs=rngs,
+    )
+  return ConvTranspose(
+      in_features,
+      out_features,
+      kernel_size,
+      stride=stride,
+      padding=padding,
+      output_padding=output_padding,
+      rngs=rngs,
+  )
+
+
+class BatchNorm(nnx.BatchNorm):
+  """BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1 = Flax's 0.9)."""
+
+  def __init__(self, features: int, *, affine: bool = True, rngs: nnx.Rngs):
+    super().__init__(
+        features, momentum=0.9, epsilon=1e-5, use_scale=affine, use_bias=affine, rngs=rngs
+    )
+
+  def __call__(self, x: jax.Array, **kwargs) -> jax.Array:
+    return _record(self, x, super().__call__(x, **kwargs))

@@ -1,0 +1,180 @@
+"""Every model of the zoo: outputs, modes, parameter counts, bad input, registry."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import models
+from models.keypoint_head import KeypointHead
+
+NUM_KP = 10
+
+
+@functools.cache
+def _model(name):
+  return models.create_model(name, rngs=nnx.Rngs(params=0, dropout=1))
+
+
+def _apply(model, x):
+  """Runs the model jitted on its split state (one compile per shape and mode)."""
+  graphdef, state = nnx.split(model)
+  return _jitted_apply(graphdef, state, x)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_apply(graphdef, state, x):
+  model = nnx.merge(graphdef, state)
+  return model(x)
+
+
+def _images(batch, size, seed=0):
+  return jax.random.uniform(jax.random.key(seed), (batch, size, size, 3))
+
+
+@pytest.mark.parametrize('name', models.MODEL_NAMES)
+def test_outputs_at_initialisation(name):
+  model = _model(name)
+  model.eval()
+  size = model.default_input_size
+  for batch in (1, 3):
+    out = _apply(model, _images(batch, size))
+    assert out['kp'].shape == (batch, NUM_KP, 2)
+    assert out['jacobian'].shape == (batch, NUM_KP, 2, 2)
+    assert out['heatmap'].shape[:2] == (batch, NUM_KP)
+    assert out['encoder_features'].shape[0] == batch
+    for key in ('kp', 'jacobian', 'heatmap', 'encoder_features'):
+      assert out[key].dtype == jnp.float32, key
+    np.testing.assert_allclose(out['heatmap'].sum(axis=(2, 3)), 1.0, rtol=1e-5)
+    assert np.all(np.abs(out['kp']) <= 1.0)
+    # FOMM initialises the jacobian conv to identity; the heatmap sums to one.
+    np.testing.assert_allclose(out['jacobian'], np.broadcast_to(np.eye(2), out['jacobian'].shape),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize('name', models.MODEL_NAMES)
+def test_train_mode_runs_and_differs_from_eval(name):
+  model = _model(name)
+  size = model.default_input_size
+  x = _images(2, size, seed=1)
+  model.train()
+  trained = _apply(model, x)
+  model.eval()
+  evaluated = _apply(model, x)
+  assert np.all(np.isfinite(trained['kp']))
+  assert np.all(np.isfinite(trained['heatmap']))
+  # Batch statistics (and dropout where present) make train mode differ.
+  assert not np.allclose(trained['heatmap'], evaluated['heatmap'])
+
+
+def _param_count(model):
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def test_parameter_counts_reproduce_the_article():
+  assert _param_count(_model('squeeze_unet')) == 2_507_035
+  assert _param_count(_model('fomm_teacher')) == 14_215_368
+  assert _param_count(_model('fomm_teacher').predictor) == 14_129_568
+
+
+def test_teacher_heatmaps_are_58x58_from_256x256_frames():
+  model = _model('fomm_teacher')
+  model.eval()
+  out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, 256, 256, 3), jnp.float32))
+  assert out['heatmap'].shape == (1, NUM_KP, 58, 58)
+  assert out['encoder_features'].shape == (1, 2, 2, 1024)
+
+
+def test_teacher_at_scale_one_takes_64x64():
+  model = models.create_model('fomm_teacher', {'scale_factor': 1.0}, rngs=nnx.Rngs(0))
+  model.eval()
+  out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+  assert out['heatmap'].shape == (1, NUM_KP, 58, 58)
+
+
+@pytest.mark.parametrize(
+    'name,shape,fragment',
+    [
+        ('squeeze_unet', (1, 60, 64, 3), 'cannot take a 60x64 input'),
+        ('squeeze_unet', (1, 64, 64, 1), 'got 1 channels'),
+        ('edgesegnet', (64, 64, 3), 'got an input of shape (64, 64, 3)'),
+        ('l3unet', (2, 36, 36, 3), 'multiples of 16'),
+        ('fomm_teacher', (1, 64, 64, 3), 'multiples of 128'),
+        ('squeeze_encdec', (1, 72, 72, 3), 'cannot take a 72x72 input'),
+    ],
+)
+def test_bad_input_shape_raises_clear_error_before_xla(name, shape, fragment):
+  model = _model(name)
+  with pytest.raises(ValueError, match=name) as error:
+    model(jnp.zeros(shape))
+  assert fragment in str(error.value)
+
+
+def test_other_input_sizes_work():
+  model = _model('edgesegnet')
+  model.eval()
+  out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, 96, 128, 3), jnp.float32))
+  assert out['heatmap'].shape == (1, NUM_KP, 96, 128)
+
+
+def test_registry_rejects_unknown_names_and_options():
+  with pytest.raises(ValueError, match='valid models: fomm_teacher, squeeze_unet'):
+    models.create_model('unet', rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r'unknown option\(s\) widht .*valid options: .*fold'):
+    models.create_model('l3unet', {'widht': 3}, rngs=nnx.Rngs(0))
+
+
+def test_registry_applies_overrides_and_variants_differ():
+  model = models.create_model('l3unet', {'fold': 4}, rngs=nnx.Rngs(0))
+  assert model.fold == 4
+  assert models.default_config('squeeze_unet_dsc').depthwise_separable
+  assert not models.default_config('squeeze_unet_noskip').skips
+  assert models.default_config('squeeze_encdec').decoder_block == 'fire_deconv'
+
+
+def test_invalid_options_fail_clearly():
+  with pytest.raises(ValueError, match='scale_factor must be 1/n'):
+    models.create_model('fomm_teacher', {'scale_factor': 0.3}, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match='decoder_block must be one of'):
+    models.create_model('squeeze_unet', {'decoder_block': 'deconv'}, rngs=nnx.Rngs(0))
+
+
+def test_same_seed_same_weights_eager_or_traced():
+  eager = models.create_model('edgesegnet', rngs=nnx.Rngs(3))
+  traced = nnx.jit(lambda: models.create_model('edgesegnet', rngs=nnx.Rngs(3)))()
+  for a, b in zip(jax.tree.leaves(nnx.state(eager, nnx.Param)),
+                  jax.tree.leaves(nnx.state(traced, nnx.Param)), strict=True):
+    np.testing.assert_array_equal(a, b)
+  other = models.create_model('edgesegnet', rngs=nnx.Rngs(4))
+  assert not np.array_equal(eager.stem.kernel[...], other.stem.kernel[...])
+
+
+def test_keypoint_head_by_hand():
+  """A 2x2 map: keypoints are heatmap-weighted grid corners, jacobians weighted maps."""
+  head = KeypointHead(1, num_kp=1, temperature=1.0, rngs=nnx.Rngs(0))
+  head.kp.kernel[...] = jnp.ones((1, 1, 1, 1))
+  head.kp.bias[...] = jnp.zeros((1,))
+  logits = np.log(np.array([1.0, 2.0, 3.0, 4.0])).reshape(1, 2, 2, 1).astype(np.float32)
+  out = head(jnp.asarray(logits))
+  p = np.array([[1, 2], [3, 4]]) / 10
+  np.testing.assert_allclose(out['heatmap'][0, 0], p, rtol=1e-6)
+  # Grid: x = -1 (left), 1 (right); y = -1 (top), 1 (bottom).
+  expected_x = -p[:, 0].sum() + p[:, 1].sum()
+  expected_y = -p[0].sum() + p[1].sum()
+  np.testing.assert_allclose(out['kp'][0, 0], [expected_x, expected_y], rtol=1e-6)
+  np.testing.assert_allclose(out['jacobian'][0, 0], np.eye(2), atol=1e-6)
+  # A jacobian map that varies in space is averaged under the heatmap.
+  head.jacobian.kernel[...] = jnp.ones((1, 1, 1, 4))
+  out = head(jnp.asarray(logits))
+  mean_logit = float((p.ravel() * logits.ravel()).sum())
+  np.testing.assert_allclose(out['jacobian'][0, 0], np.eye(2) + mean_logit, rtol=1e-5)
+
+
+def test_single_jacobian_map_is_shared():
+  head = KeypointHead(4, num_kp=3, single_jacobian_map=True, rngs=nnx.Rngs(0))
+  assert head.jacobian.kernel.shape[-1] == 4
+  out = head(jnp.ones((1, 5, 5, 4)))
+  assert out['jacobian'].shape == (1, 3, 2, 2)

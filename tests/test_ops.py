@@ -1,0 +1,223 @@
+"""The parameter-free ops against direct NumPy / lax computations of the same thing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+from models import layers, ops
+
+_DN = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _random(shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _grouped_conv(x, kernel, stride, padding):
+  """The slow reference: lax conv with one group per channel."""
+  channels = kernel.shape[-1]
+  return lax.conv_general_dilated(
+      x,
+      kernel[:, :, None, :],
+      (stride, stride),
+      (padding, padding),
+      dimension_numbers=_DN,
+      feature_group_count=channels,
+      precision=lax.Precision.HIGHEST,
+  )
+
+
+@pytest.mark.parametrize(
+    'size,kernel_size,stride,padding',
+    [(8, 3, 1, (1, 1)), (9, 3, 2, (1, 1)), (8, 4, 2, (1, 2)), (7, 1, 1, (0, 0)), (10, 5, 3, (2, 2))],
+)
+def test_depthwise_conv_equals_grouped_conv_in_value_and_gradient(
+    size, kernel_size, stride, padding
+):
+  x = jnp.asarray(_random((2, size, size + 1, 5)))
+  kernel = jnp.asarray(_random((kernel_size, kernel_size, 5), seed=1))
+
+  fast = ops.depthwise_conv2d(x, kernel, stride=stride, padding=padding)
+  slow = _grouped_conv(x, kernel, stride, padding)
+  np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+
+  weights = jnp.asarray(_random(slow.shape, seed=2))
+
+  def loss(f):
+    return lambda x, k: jnp.sum(weights * f(x, k))
+
+  fast_grads = jax.grad(loss(lambda x, k: ops.depthwise_conv2d(x, k, stride=stride,
+                                                               padding=padding)), (0, 1))(x, kernel)
+  slow_grads = jax.grad(loss(lambda x, k: _grouped_conv(x, k, stride, padding)), (0, 1))(x, kernel)
+  for fast_grad, slow_grad in zip(fast_grads, slow_grads, strict=True):
+    np.testing.assert_allclose(fast_grad, slow_grad, rtol=1e-4, atol=1e-4)
+
+
+def _conv_transpose_reference(x, weight, stride, padding, output_padding):
+  """PyTorch ConvTranspose2d by its definition: scatter each input pixel.
+
+  weight is PyTorch's (in, out, k, k); x is NHWC.
+  """
+  batch, height, width, _ = x.shape
+  _, out_features, k, _ = weight.shape
+  full_h = (height - 1) * stride + k + output_padding
+  full_w = (width - 1) * stride + k + output_padding
+  y = np.zeros((batch, full_h, full_w, out_features), np.float64)
+  for i in range(height):
+    for j in range(width):
+      contribution = np.einsum('bc,cokl->bklo', x[:, i, j, :], weight)
+      y[:, i * stride : i * stride + k, j * stride : j * stride + k, :] += contribution
+  return y[:, padding : full_h - padding, padding : full_w - padding, :]
+
+
+@pytest.mark.parametrize('stride,padding,output_padding,kernel_size', [
+    (1, 1, 0, 3), (2, 1, 1, 3), (2, 1, 0, 4), (2, 0, 0, 2),
+])
+def test_conv_transpose_matches_pytorch_definition(stride, padding, output_padding, kernel_size):
+  layer = layers.ConvTranspose(
+      4, 6, kernel_size, stride=stride, padding=padding, output_padding=output_padding,
+      rngs=nnx.Rngs(0),
+  )
+  x = _random((2, 5, 6, 4))
+  torch_weight = np.asarray(layer.kernel[...]).transpose(2, 3, 0, 1)  # -> (in, out, k, k)
+  expected = _conv_transpose_reference(x, torch_weight, stride, padding, output_padding)
+  expected += np.asarray(layer.bias[...])
+  np.testing.assert_allclose(layer(jnp.asarray(x)), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('stride,padding,output_padding', [(1, 1, 0), (2, 1, 1), (2, 1, 0)])
+def test_depthwise_conv_transpose_matches_per_channel_definition(stride, padding, output_padding):
+  x = _random((2, 4, 5, 3))
+  kernel = _random((3, 3, 3), seed=3)
+  got = ops.depthwise_conv_transpose2d(
+      jnp.asarray(x), jnp.asarray(kernel), stride=stride, padding=padding,
+      output_padding=output_padding,
+  )
+  # A depthwise transposed conv is a full one whose weight is diagonal in channels.
+  weight = np.zeros((3, 3, 3, 3), np.float32)
+  for c in range(3):
+    weight[c, c] = kernel[:, :, c]
+  expected = _conv_transpose_reference(x, weight, stride, padding, output_padding)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('ratio', [2, 4])
+def test_fold_then_unfold_is_identity(ratio):
+  x = jnp.asarray(_random((2, 8, 16, 3)))
+  folded = ops.fold(x, ratio)
+  assert folded.shape == (2, 8 // ratio, 16 // ratio, 3 * ratio * ratio)
+  np.testing.assert_array_equal(ops.unfold(folded, ratio), x)
+
+
+def test_fold_channel_order_is_the_reference_one():
+  x = _random((1, 4, 4, 2))
+  folded = np.asarray(ops.fold(jnp.asarray(x), 2))
+  for i in range(2):
+    for j in range(2):
+      block = folded[..., (i * 2 + j) * 2 : (i * 2 + j + 1) * 2]
+      np.testing.assert_array_equal(block, x[:, i::2, j::2, :])
+
+
+@pytest.mark.parametrize('ratio,kernel_size', [(2, 1), (2, 3), (4, 3)])
+def test_conv_on_folded_image_equals_strided_conv_on_original(ratio, kernel_size):
+  """The article's claim: folding then convolving is a strided convolution."""
+  channels, out_features, size = 3, 5, 16
+  x = _random((2, size, size, channels))
+  w = _random((kernel_size, kernel_size, channels * ratio * ratio, out_features), seed=4)
+  pad = kernel_size // 2
+  on_folded = lax.conv_general_dilated(
+      ops.fold(jnp.asarray(x), ratio), w, (1, 1), ((pad, pad), (pad, pad)),
+      dimension_numbers=_DN, precision=lax.Precision.HIGHEST,
+  )
+  # The equivalent (k*r x k*r) kernel, stride r, padding r*pad on the original.
+  big = np.zeros((kernel_size * ratio, kernel_size * ratio, channels, out_features), np.float32)
+  for di in range(kernel_size):
+    for dj in range(kernel_size):
+      for i in range(ratio):
+        for j in range(ratio):
+          block = w[di, dj, (i * ratio + j) * channels : (i * ratio + j + 1) * channels]
+          big[di * ratio + i, dj * ratio + j] = block
+  on_original = lax.conv_general_dilated(
+      jnp.asarray(x), big, (ratio, ratio), ((ratio * pad,) * 2, (ratio * pad,) * 2),
+      dimension_numbers=_DN, precision=lax.Precision.HIGHEST,
+  )
+  np.testing.assert_allclose(on_folded, on_original, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('scale,size', [(0.25, 32), (0.5, 20), (1 / 3, 12)])
+def test_anti_alias_downsample_equals_direct_numpy(scale, size):
+  """FOMM's AntiAliasInterpolation2d, written out as FOMM writes it."""
+  x = _random((2, size, size, 3))
+  sigma = (1 / scale - 1) / 2
+  k = 2 * round(sigma * 4) + 1
+  ka = k // 2
+  kb = ka - 1 if k % 2 == 0 else ka
+  yy, xx = np.meshgrid(np.arange(k, dtype=np.float64), np.arange(k, dtype=np.float64),
+                       indexing='ij')
+  mean = (k - 1) / 2
+  kernel = np.exp(-((yy - mean) ** 2) / (2 * sigma**2)) * np.exp(-((xx - mean) ** 2) /
+                                                                 (2 * sigma**2))
+  kernel /= kernel.sum()
+  padded = np.pad(x, ((0, 0), (ka, kb), (ka, kb), (0, 0)))
+  out = np.zeros((2, size, size, 3))
+  for i in range(size):
+    for j in range(size):
+      out[:, i, j] = np.einsum('bklc,kl->bc', padded[:, i : i + k, j : j + k], kernel)
+  step = int(1 / scale)
+  expected = out[:, ::step, ::step]
+  np.testing.assert_allclose(ops.anti_alias_downsample(jnp.asarray(x), scale), expected,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_anti_alias_at_scale_one_is_identity():
+  x = jnp.asarray(_random((1, 8, 8, 3)))
+  assert ops.anti_alias_downsample(x, 1.0) is x
+
+
+def _torch_bilinear_reference(x, factor):
+  """PyTorch's upsample_bilinear2d, align_corners=False, by its formula."""
+  batch, height, width, channels = x.shape
+
+  def weights(size):
+    out = np.zeros((size * factor, size))
+    for o in range(size * factor):
+      src = max((o + 0.5) / factor - 0.5, 0.0)
+      lo = min(int(np.floor(src)), size - 1)
+      hi = min(lo + 1, size - 1)
+      frac = src - lo
+      out[o, lo] += 1 - frac
+      out[o, hi] += frac
+    return out
+
+  return np.einsum('oh,bhwc,pw->bopc', weights(height), x, weights(width))
+
+
+@pytest.mark.parametrize('factor', [2, 4])
+def test_upsample_bilinear_matches_pytorch(factor):
+  x = _random((2, 3, 5, 4))
+  np.testing.assert_allclose(ops.upsample_bilinear(jnp.asarray(x), factor),
+                             _torch_bilinear_reference(x, factor), rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_nearest_and_pools():
+  x = _random((1, 4, 4, 2))
+  up = np.asarray(ops.upsample_nearest(jnp.asarray(x), 2))
+  np.testing.assert_array_equal(up, x.repeat(2, axis=1).repeat(2, axis=2))
+  np.testing.assert_allclose(ops.avg_pool_2x2(jnp.asarray(x)),
+                             x.reshape(1, 2, 2, 2, 2, 2).mean(axis=(2, 4)), atol=1e-6)
+  # 3x3 stride-2 pad-1 max pool: padded cells never win, even for negative inputs.
+  negative = -np.abs(x) - 1
+  pooled = np.asarray(ops.max_pool(jnp.asarray(negative), window=3, stride=2, padding=1))
+  assert pooled.shape == (1, 2, 2, 2)
+  np.testing.assert_array_equal(pooled[0, 0, 0], negative[0, :2, :2].max(axis=(0, 1)))
+  np.testing.assert_array_equal(pooled[0, 1, 1], negative[0, 1:4, 1:4].max(axis=(0, 1)))
+
+
+def test_coordinate_grid_is_fomms():
+  grid = np.asarray(ops.coordinate_grid(3, 5))
+  assert grid.shape == (3, 5, 2)
+  np.testing.assert_allclose(grid[0, :, 0], [-1, -0.5, 0, 0.5, 1])  # x along columns
+  np.testing.assert_allclose(grid[:, 0, 1], [-1, 0, 1])  # y along rows
