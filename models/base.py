@@ -37,20 +37,20 @@ class KeypointModel(nnx.Module, abc.ABC):
     """Raises ValueError, naming the model, the shape and the need, if unusable."""
     divisor = self.input_divisor()
     need = (
-        f'(B, H, W, {self.num_channels}) float images with H and W positive multiples of '
-        f'{divisor} (e.g. {self.default_input_size}x{self.default_input_size})'
+      f'(B, H, W, {self.num_channels}) float images with H and W positive multiples of '
+      f'{divisor} (e.g. {self.default_input_size}x{self.default_input_size})'
     )
     if len(shape) != 4:
       raise ValueError(f'{self.name}: got an input of shape {tuple(shape)}; it needs {need}.')
     _, height, width, channels = shape
     if channels != self.num_channels:
       raise ValueError(
-          f'{self.name}: got {channels} channels in input shape {tuple(shape)}; it needs {need}.'
+        f'{self.name}: got {channels} channels in input shape {tuple(shape)}; it needs {need}.'
       )
     if height <= 0 or width <= 0 or height % divisor or width % divisor:
       raise ValueError(
-          f'{self.name}: cannot take a {height}x{width} input (shape {tuple(shape)}); '
-          f'it needs {need}.'
+        f'{self.name}: cannot take a {height}x{width} input (shape {tuple(shape)}); '
+        f'it needs {need}.'
       )
 
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:

@@ -21,7 +21,8 @@ from models.keypoint_head import KeypointHead
 
 def default_config() -> ml_collections.ConfigDict:
   """Widths scaled from the public ports' 13 / 193 / 217 to the article's counts."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       'num_kp': 10,
       'num_channels': 3,
       'temperature': 0.1,
@@ -31,7 +32,8 @@ def default_config() -> ml_collections.ConfigDict:
       'bottleneck_features': 72,
       'refine_features': 88,
       'head_features': 35,
-  })
+    }
+  )
 
 
 class BottleneckReduction(nnx.Module):
@@ -87,16 +89,16 @@ class EdgeSegNet(KeypointModel):
   name = 'edgesegnet'
 
   def __init__(
-      self,
-      *,
-      num_kp: int,
-      num_channels: int,
-      temperature: float,
-      stem_features: int,
-      bottleneck_features: int,
-      refine_features: int,
-      head_features: int,
-      rngs: nnx.Rngs,
+    self,
+    *,
+    num_kp: int,
+    num_channels: int,
+    temperature: float,
+    stem_features: int,
+    bottleneck_features: int,
+    refine_features: int,
+    head_features: int,
+    rngs: nnx.Rngs,
   ):
     c0, c1, c2 = stem_features, bottleneck_features, refine_features
     self.num_channels = num_channels

@@ -35,7 +35,9 @@ class Expand(nnx.Module):
 
   def __init__(self, in_features: int, features: int, *, separable: bool, rngs: nnx.Rngs):
     self.expand1x1 = layers.Conv(in_features, features, 1, rngs=rngs)
-    self.expand3x3 = layers.conv(in_features, features, 3, padding=1, separable=separable, rngs=rngs)
+    self.expand3x3 = layers.conv(
+      in_features, features, 3, padding=1, separable=separable, rngs=rngs
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.concatenate([nnx.relu(self.expand1x1(x)), nnx.relu(self.expand3x3(x))], axis=-1)
@@ -45,13 +47,13 @@ class Fire(nnx.Module):
   """Fire(squeeze, expand): in_features -> 2 * expand channels, same size."""
 
   def __init__(
-      self,
-      in_features: int,
-      squeeze: int,
-      expand: int,
-      *,
-      separable: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    squeeze: int,
+    expand: int,
+    *,
+    separable: bool = False,
+    rngs: nnx.Rngs,
   ):
     self.squeeze = Squeeze(in_features, squeeze, rngs=rngs)
     self.expand = Expand(squeeze, expand, separable=separable, rngs=rngs)
@@ -72,18 +74,18 @@ class TransposedFire(nnx.Module):
   """Squeeze U-Net's up block: ConvT to `expand` channels, concat skip, Fire."""
 
   def __init__(
-      self,
-      in_features: int,
-      squeeze: int,
-      expand: int,
-      *,
-      stride: int,
-      skip_features: int = 0,
-      separable: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    squeeze: int,
+    expand: int,
+    *,
+    stride: int,
+    skip_features: int = 0,
+    separable: bool = False,
+    rngs: nnx.Rngs,
   ):
     self.upsample = layers.conv_transpose(
-        in_features, expand, **_transpose_geometry(stride), separable=separable, rngs=rngs
+      in_features, expand, **_transpose_geometry(stride), separable=separable, rngs=rngs
     )
     self.fire = Fire(expand + skip_features, squeeze, expand, separable=separable, rngs=rngs)
     self.out_features = self.fire.out_features
@@ -103,27 +105,27 @@ class FireDeconv(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_features: int,
-      squeeze: int,
-      expand: int,
-      *,
-      stride: int,
-      skip_features: int = 0,
-      separable: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    squeeze: int,
+    expand: int,
+    *,
+    stride: int,
+    skip_features: int = 0,
+    separable: bool = False,
+    rngs: nnx.Rngs,
   ):
     if stride not in (1, 2):
       raise ValueError(f'fireDeconv stride must be 1 or 2, got {stride}.')
     self.squeeze = Squeeze(in_features, squeeze, rngs=rngs)
     self.deconv = layers.conv_transpose(
-        squeeze,
-        squeeze,
-        4 if stride == 2 else 3,
-        stride=stride,
-        padding=1,
-        separable=separable,
-        rngs=rngs,
+      squeeze,
+      squeeze,
+      4 if stride == 2 else 3,
+      stride=stride,
+      padding=1,
+      separable=separable,
+      rngs=rngs,
     )
     self.expand = Expand(squeeze + skip_features, expand, separable=separable, rngs=rngs)
     self.out_features = 2 * expand

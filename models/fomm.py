@@ -21,7 +21,8 @@ from models.layers import BatchNorm, Conv
 
 def default_config() -> ml_collections.ConfigDict:
   """FOMM's vox-256 keypoint detector."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       'num_kp': 10,
       'num_channels': 3,
       'block_expansion': 32,
@@ -33,7 +34,8 @@ def default_config() -> ml_collections.ConfigDict:
       'scale_factor': 0.25,
       'head_kernel_size': 7,
       'pad': 0,
-  })
+    }
+  )
 
 
 class DownBlock(nnx.Module):
@@ -66,14 +68,16 @@ class Encoder(nnx.Module):
   """FOMM's hourglass encoder: returns the input and every block's output."""
 
   def __init__(self, block_expansion, in_features, num_blocks, max_features, *, rngs):
-    self.down_blocks = nnx.List([
+    self.down_blocks = nnx.List(
+      [
         DownBlock(
-            in_features if i == 0 else _width(i, block_expansion, max_features),
-            _width(i + 1, block_expansion, max_features),
-            rngs=rngs,
+          in_features if i == 0 else _width(i, block_expansion, max_features),
+          _width(i + 1, block_expansion, max_features),
+          rngs=rngs,
         )
         for i in range(num_blocks)
-    ])
+      ]
+    )
 
   def __call__(self, x: jax.Array) -> list[jax.Array]:
     outs = [x]
@@ -87,14 +91,16 @@ class Decoder(nnx.Module):
 
   def __init__(self, block_expansion, in_features, num_blocks, max_features, *, rngs):
     # The deepest block sees the bottleneck alone, every later one also the skip.
-    self.up_blocks = nnx.List([
+    self.up_blocks = nnx.List(
+      [
         UpBlock(
-            (1 if i == num_blocks - 1 else 2) * _width(i + 1, block_expansion, max_features),
-            _width(i, block_expansion, max_features),
-            rngs=rngs,
+          (1 if i == num_blocks - 1 else 2) * _width(i + 1, block_expansion, max_features),
+          _width(i, block_expansion, max_features),
+          rngs=rngs,
         )
         for i in reversed(range(num_blocks))
-    ])
+      ]
+    )
     self.out_features = block_expansion + in_features
 
   def __call__(self, skips: list[jax.Array]) -> jax.Array:
@@ -124,42 +130,40 @@ class FommKeypointDetector(KeypointModel):
   name = 'fomm_teacher'
 
   def __init__(
-      self,
-      *,
-      num_kp: int,
-      num_channels: int,
-      block_expansion: int,
-      max_features: int,
-      num_blocks: int,
-      temperature: float,
-      single_jacobian_map: bool,
-      scale_factor: float,
-      head_kernel_size: int,
-      pad: int,
-      rngs: nnx.Rngs,
+    self,
+    *,
+    num_kp: int,
+    num_channels: int,
+    block_expansion: int,
+    max_features: int,
+    num_blocks: int,
+    temperature: float,
+    single_jacobian_map: bool,
+    scale_factor: float,
+    head_kernel_size: int,
+    pad: int,
+    rngs: nnx.Rngs,
   ):
     inverse = round(1.0 / scale_factor) if scale_factor > 0 else 0
     if not 0 < scale_factor <= 1 or abs(inverse * scale_factor - 1.0) > 1e-6:
       raise ValueError(
-          f'{self.name}: scale_factor must be 1/n for a whole n (FOMM subsamples by '
-          f'int(1/scale)); got {scale_factor}.'
+        f'{self.name}: scale_factor must be 1/n for a whole n (FOMM subsamples by '
+        f'int(1/scale)); got {scale_factor}.'
       )
     self.num_channels = num_channels
     self.scale_factor = scale_factor
     self.num_blocks = num_blocks
     self.inverse_scale = inverse
     self.default_input_size = 64 * inverse
-    self.predictor = Hourglass(
-        block_expansion, num_channels, num_blocks, max_features, rngs=rngs
-    )
+    self.predictor = Hourglass(block_expansion, num_channels, num_blocks, max_features, rngs=rngs)
     self.head = KeypointHead(
-        self.predictor.out_features,
-        num_kp=num_kp,
-        kernel_size=head_kernel_size,
-        padding=pad,
-        temperature=temperature,
-        single_jacobian_map=single_jacobian_map,
-        rngs=rngs,
+      self.predictor.out_features,
+      num_kp=num_kp,
+      kernel_size=head_kernel_size,
+      padding=pad,
+      temperature=temperature,
+      single_jacobian_map=single_jacobian_map,
+      rngs=rngs,
     )
 
   def input_divisor(self) -> int:

@@ -20,15 +20,15 @@ class KeypointHead(nnx.Module):
   """Maps a (B, H, W, C) feature map to keypoints, jacobians and heatmaps."""
 
   def __init__(
-      self,
-      in_features: int,
-      *,
-      num_kp: int = 10,
-      kernel_size: int = 1,
-      padding: int = 0,
-      temperature: float = 0.1,
-      single_jacobian_map: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    *,
+    num_kp: int = 10,
+    kernel_size: int = 1,
+    padding: int = 0,
+    temperature: float = 0.1,
+    single_jacobian_map: bool = False,
+    rngs: nnx.Rngs,
   ):
     """Creates the head.
 
@@ -46,7 +46,7 @@ class KeypointHead(nnx.Module):
     self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
     self.kp = Conv(in_features, num_kp, kernel_size, padding=padding, rngs=rngs)
     self.jacobian = Conv(
-        in_features, 4 * self.num_jacobian_maps, kernel_size, padding=padding, rngs=rngs
+      in_features, 4 * self.num_jacobian_maps, kernel_size, padding=padding, rngs=rngs
     )
     # Identity jacobians at initialisation, as FOMM does.
     self.jacobian.kernel[...] = np.zeros(self.jacobian.kernel.shape, np.float32)
@@ -61,14 +61,12 @@ class KeypointHead(nnx.Module):
     grid = ops.coordinate_grid(height, width)
     kp = jnp.einsum('bhwk,hwd->bkd', heatmap, grid)
 
-    jacobian_map = self.jacobian(features).reshape(
-        batch, height, width, self.num_jacobian_maps, 4
-    )
+    jacobian_map = self.jacobian(features).reshape(batch, height, width, self.num_jacobian_maps, 4)
     # A single shared map broadcasts over the keypoints.
     jacobian_map = jnp.broadcast_to(jacobian_map, (batch, height, width, num_kp, 4))
     jacobian = jnp.einsum('bhwk,bhwkd->bkd', heatmap, jacobian_map)
     return {
-        'kp': kp,
-        'jacobian': jacobian.reshape(batch, num_kp, 2, 2),
-        'heatmap': heatmap.transpose(0, 3, 1, 2),
+      'kp': kp,
+      'jacobian': jacobian.reshape(batch, num_kp, 2, 2),
+      'heatmap': heatmap.transpose(0, 3, 1, 2),
     }

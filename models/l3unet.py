@@ -29,7 +29,8 @@ def default_config() -> ml_collections.ConfigDict:
   mult-adds against the article's 171,065 and 62.92 M: fewer parameters and
   more compute point to a smaller fold ratio and narrower layers.
   """
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       'num_kp': 10,
       'num_channels': 3,
       'temperature': 0.1,
@@ -46,24 +47,25 @@ def default_config() -> ml_collections.ConfigDict:
       'post_features': (48, 48, 48),
       'head_features': 35,
       'batchnorm_affine': False,
-  })
+    }
+  )
 
 
 class ConvBlock(nnx.Module):
   """conv (bias) -> BatchNorm -> optional ReLU (ai8x's FusedConv2dBN[ReLU])."""
 
   def __init__(
-      self,
-      in_features: int,
-      out_features: int,
-      kernel_size: int,
-      *,
-      relu: bool = True,
-      affine: bool,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    relu: bool = True,
+    affine: bool,
+    rngs: nnx.Rngs,
   ):
     self.conv = layers.Conv(
-        in_features, out_features, kernel_size, padding=kernel_size // 2, rngs=rngs
+      in_features, out_features, kernel_size, padding=kernel_size // 2, rngs=rngs
     )
     self.norm = layers.BatchNorm(out_features, affine=affine, rngs=rngs)
     self.relu = relu
@@ -79,34 +81,34 @@ class L3UNet(KeypointModel):
   name = 'l3unet'
 
   def __init__(
-      self,
-      *,
-      num_kp: int,
-      num_channels: int,
-      temperature: float,
-      fold: int,
-      prep_features: tuple[int, ...],
-      encoder_features: tuple[int, ...],
-      bottleneck_features: int,
-      decoder_features: tuple[int, ...],
-      dec0_features: int,
-      post_features: tuple[int, ...],
-      head_features: int,
-      batchnorm_affine: bool,
-      rngs: nnx.Rngs,
+    self,
+    *,
+    num_kp: int,
+    num_channels: int,
+    temperature: float,
+    fold: int,
+    prep_features: tuple[int, ...],
+    encoder_features: tuple[int, ...],
+    bottleneck_features: int,
+    decoder_features: tuple[int, ...],
+    dec0_features: int,
+    post_features: tuple[int, ...],
+    head_features: int,
+    batchnorm_affine: bool,
+    rngs: nnx.Rngs,
   ):
     if fold < 1:
       raise ValueError(f'{self.name}: fold must be a positive integer, got {fold}.')
     if len(decoder_features) != len(encoder_features):
       raise ValueError(
-          f'{self.name}: decoder_features needs one width per encoder level '
-          f'({len(encoder_features)}), got {len(decoder_features)}.'
+        f'{self.name}: decoder_features needs one width per encoder level '
+        f'({len(encoder_features)}), got {len(decoder_features)}.'
       )
     self.num_channels = num_channels
     self.default_input_size = 64
     self.fold = fold
     block = lambda a, b, k, relu=True: ConvBlock(  # noqa: E731
-        a, b, k, relu=relu, affine=batchnorm_affine, rngs=rngs
+      a, b, k, relu=relu, affine=batchnorm_affine, rngs=rngs
     )
 
     width, prep = num_channels * fold * fold, []
@@ -124,13 +126,11 @@ class L3UNet(KeypointModel):
     width = bottleneck_features
 
     upsample, decoder = [], []
-    for skip_features, features in zip(
-        reversed(encoder_features), decoder_features, strict=True
-    ):
+    for skip_features, features in zip(reversed(encoder_features), decoder_features, strict=True):
       upsample.append(
-          layers.ConvTranspose(
-              width, skip_features, 3, stride=2, padding=1, output_padding=1, rngs=rngs
-          )
+        layers.ConvTranspose(
+          width, skip_features, 3, stride=2, padding=1, output_padding=1, rngs=rngs
+        )
       )
       decoder.append(block(2 * skip_features, features, 3))
       width = features

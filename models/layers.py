@@ -40,7 +40,7 @@ class LayerCall:
 
 
 _RECORDER: contextvars.ContextVar[list[LayerCall] | None] = contextvars.ContextVar(
-    'layer_recorder', default=None
+  'layer_recorder', default=None
 )
 
 
@@ -93,15 +93,15 @@ class Conv(nnx.Module):
   """Conv2d with symmetric integer padding (PyTorch's), kernel (k, k, in, out)."""
 
   def __init__(
-      self,
-      in_features: int,
-      out_features: int,
-      kernel_size: int,
-      *,
-      stride: int = 1,
-      padding: int = 0,
-      use_bias: bool = True,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    use_bias: bool = True,
+    rngs: nnx.Rngs,
   ):
     fan_in = in_features * kernel_size * kernel_size
     shape = (kernel_size, kernel_size, in_features, out_features)
@@ -113,7 +113,7 @@ class Conv(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     pad = (self.padding, self.padding)
     y = lax.conv_general_dilated(
-        x, self.kernel[...], (self.stride, self.stride), (pad, pad), dimension_numbers=_DIMENSIONS
+      x, self.kernel[...], (self.stride, self.stride), (pad, pad), dimension_numbers=_DIMENSIONS
     )
     if self.bias is not None:
       y = y + self.bias[...]
@@ -127,16 +127,16 @@ class ConvTranspose(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_features: int,
-      out_features: int,
-      kernel_size: int,
-      *,
-      stride: int = 1,
-      padding: int = 0,
-      output_padding: int = 0,
-      use_bias: bool = True,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    use_bias: bool = True,
+    rngs: nnx.Rngs,
   ):
     # PyTorch takes fan_in from dim 1 of its (in, out, k, k) weight: out * k * k.
     fan_in = out_features * kernel_size * kernel_size
@@ -151,12 +151,12 @@ class ConvTranspose(nnx.Module):
     size = self.kernel.shape[0]
     before, after, _ = ops.transpose_padding(size, self.stride, self.padding, self.output_padding)
     y = lax.conv_general_dilated(
-        x,
-        self.kernel[...][::-1, ::-1],
-        (1, 1),
-        ((before, after), (before, after)),
-        lhs_dilation=(self.stride, self.stride),
-        dimension_numbers=_DIMENSIONS,
+      x,
+      self.kernel[...][::-1, ::-1],
+      (1, 1),
+      ((before, after), (before, after)),
+      lhs_dilation=(self.stride, self.stride),
+      dimension_numbers=_DIMENSIONS,
     )
     if self.bias is not None:
       y = y + self.bias[...]
@@ -167,14 +167,14 @@ class DepthwiseConv(nnx.Module):
   """Conv2d with groups = channels, kernel (k, k, C), run as shifted multiply-adds."""
 
   def __init__(
-      self,
-      features: int,
-      kernel_size: int,
-      *,
-      stride: int = 1,
-      padding: int = 0,
-      use_bias: bool = True,
-      rngs: nnx.Rngs,
+    self,
+    features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    use_bias: bool = True,
+    rngs: nnx.Rngs,
   ):
     fan_in = kernel_size * kernel_size
     self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
@@ -193,15 +193,15 @@ class DepthwiseConvTranspose(nnx.Module):
   """ConvTranspose2d with groups = channels, kernel (k, k, C)."""
 
   def __init__(
-      self,
-      features: int,
-      kernel_size: int,
-      *,
-      stride: int = 1,
-      padding: int = 0,
-      output_padding: int = 0,
-      use_bias: bool = True,
-      rngs: nnx.Rngs,
+    self,
+    features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    use_bias: bool = True,
+    rngs: nnx.Rngs,
   ):
     fan_in = kernel_size * kernel_size
     self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
@@ -212,11 +212,11 @@ class DepthwiseConvTranspose(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = ops.depthwise_conv_transpose2d(
-        x,
-        self.kernel[...],
-        stride=self.stride,
-        padding=self.padding,
-        output_padding=self.output_padding,
+      x,
+      self.kernel[...],
+      stride=self.stride,
+      padding=self.padding,
+      output_padding=self.output_padding,
     )
     if self.bias is not None:
       y = y + self.bias[...]
@@ -227,29 +227,29 @@ class DepthwiseSeparable(nnx.Module):
   """A depthwise k x k conv (transposed if asked) followed by a pointwise 1x1 conv."""
 
   def __init__(
-      self,
-      in_features: int,
-      out_features: int,
-      kernel_size: int,
-      *,
-      stride: int = 1,
-      padding: int = 0,
-      output_padding: int = 0,
-      transposed: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    transposed: bool = False,
+    rngs: nnx.Rngs,
   ):
     if transposed:
       self.depthwise = DepthwiseConvTranspose(
-          in_features,
-          kernel_size,
-          stride=stride,
-          padding=padding,
-          output_padding=output_padding,
-          rngs=rngs,
+        in_features,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        rngs=rngs,
       )
     else:
       self.depthwise = DepthwiseConv(
-          in_features, kernel_size, stride=stride, padding=padding, rngs=rngs
+        in_features, kernel_size, stride=stride, padding=padding, rngs=rngs
       )
     self.pointwise = Conv(in_features, out_features, 1, rngs=rngs)
 
@@ -258,54 +258,54 @@ class DepthwiseSeparable(nnx.Module):
 
 
 def conv(
-    in_features: int,
-    out_features: int,
-    kernel_size: int,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    separable: bool = False,
-    rngs: nnx.Rngs,
+  in_features: int,
+  out_features: int,
+  kernel_size: int,
+  *,
+  stride: int = 1,
+  padding: int = 0,
+  separable: bool = False,
+  rngs: nnx.Rngs,
 ) -> Conv | DepthwiseSeparable:
   """A standard conv, or its depthwise separable counterpart when it is not 1x1."""
   if separable and kernel_size > 1:
     return DepthwiseSeparable(
-        in_features, out_features, kernel_size, stride=stride, padding=padding, rngs=rngs
+      in_features, out_features, kernel_size, stride=stride, padding=padding, rngs=rngs
     )
   return Conv(in_features, out_features, kernel_size, stride=stride, padding=padding, rngs=rngs)
 
 
 def conv_transpose(
-    in_features: int,
-    out_features: int,
-    kernel_size: int,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    output_padding: int = 0,
-    separable: bool = False,
-    rngs: nnx.Rngs,
+  in_features: int,
+  out_features: int,
+  kernel_size: int,
+  *,
+  stride: int = 1,
+  padding: int = 0,
+  output_padding: int = 0,
+  separable: bool = False,
+  rngs: nnx.Rngs,
 ) -> ConvTranspose | DepthwiseSeparable:
   """A transposed conv, or a depthwise transposed conv plus a pointwise conv."""
   if separable:
     return DepthwiseSeparable(
-        in_features,
-        out_features,
-        kernel_size,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        transposed=True,
-        rngs=rngs,
-    )
-  return ConvTranspose(
       in_features,
       out_features,
       kernel_size,
       stride=stride,
       padding=padding,
       output_padding=output_padding,
+      transposed=True,
       rngs=rngs,
+    )
+  return ConvTranspose(
+    in_features,
+    out_features,
+    kernel_size,
+    stride=stride,
+    padding=padding,
+    output_padding=output_padding,
+    rngs=rngs,
   )
 
 
@@ -314,7 +314,7 @@ class BatchNorm(nnx.BatchNorm):
 
   def __init__(self, features: int, *, affine: bool = True, rngs: nnx.Rngs):
     super().__init__(
-        features, momentum=0.9, epsilon=1e-5, use_scale=affine, use_bias=affine, rngs=rngs
+      features, momentum=0.9, epsilon=1e-5, use_scale=affine, use_bias=affine, rngs=rngs
     )
 
   def __call__(self, x: jax.Array, **kwargs) -> jax.Array:

@@ -23,7 +23,7 @@ def _pair(padding: Padding) -> tuple[int, int]:
 
 
 def depthwise_conv2d(
-    x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: Padding = 0
+  x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: Padding = 0
 ) -> jax.Array:
   """Depthwise 2-D convolution written as shifted multiply-adds.
 
@@ -52,10 +52,10 @@ def depthwise_conv2d(
   for i in range(kh):
     for j in range(kw):
       tap = lax.slice(
-          x,
-          (0, i, j, 0),
-          (batch, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, channels),
-          (1, stride, stride, 1),
+        x,
+        (0, i, j, 0),
+        (batch, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, channels),
+        (1, stride, stride, 1),
       )
       term = tap * kernel[i, j]
       out = term if out is None else out + term
@@ -63,7 +63,7 @@ def depthwise_conv2d(
 
 
 def transpose_padding(
-    kernel_size: int, stride: int, padding: int, output_padding: int
+  kernel_size: int, stride: int, padding: int, output_padding: int
 ) -> tuple[int, int, int]:
   """Turns PyTorch ConvTranspose2d geometry into (before, after, interior) zeros.
 
@@ -86,12 +86,12 @@ def dilate_and_pad(x: jax.Array, before: int, after: int, interior: int) -> jax.
 
 
 def depthwise_conv_transpose2d(
-    x: jax.Array,
-    kernel: jax.Array,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    output_padding: int = 0,
+  x: jax.Array,
+  kernel: jax.Array,
+  *,
+  stride: int = 1,
+  padding: int = 0,
+  output_padding: int = 0,
 ) -> jax.Array:
   """Depthwise transposed convolution (PyTorch ConvTranspose2d with groups=C).
 
@@ -114,7 +114,7 @@ def max_pool(x: jax.Array, *, window: int, stride: int, padding: int = 0) -> jax
   """PyTorch MaxPool2d(window, stride, padding): padded cells never win."""
   pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
   return lax.reduce_window(
-      x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
+    x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
   )
 
 
@@ -129,9 +129,7 @@ def upsample_nearest(x: jax.Array, factor: int) -> jax.Array:
   if factor == 1:
     return x
   batch, height, width, channels = x.shape
-  x = jnp.broadcast_to(
-      x[:, :, None, :, None, :], (batch, height, factor, width, factor, channels)
-  )
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (batch, height, factor, width, factor, channels))
   return x.reshape(batch, height * factor, width * factor, channels)
 
 

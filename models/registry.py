@@ -23,23 +23,21 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    'fomm_teacher': ModelSpec(
-        fomm.FommKeypointDetector, fomm.default_config, "FOMM's KPDetector (teacher)"
-    ),
-    'squeeze_unet': ModelSpec(
-        squeeze_unet.SqueezeUNet, squeeze_unet.default_config, 'Squeeze U-Net'
-    ),
-    'squeeze_unet_dsc': ModelSpec(
-        squeeze_unet.SqueezeUNet, squeeze_unet.dsc_config, 'Squeeze U-Net with dep_sep_conv'
-    ),
-    'squeeze_unet_noskip': ModelSpec(
-        squeeze_unet.SqueezeUNet, squeeze_unet.noskip_config, 'Squeeze U-Net without skips'
-    ),
-    'squeeze_encdec': ModelSpec(
-        squeeze_unet.SqueezeUNet, squeeze_unet.encdec_config, 'Squeeze Encoder Decoder'
-    ),
-    'l3unet': ModelSpec(l3unet.L3UNet, l3unet.default_config, 'L3U-Net'),
-    'edgesegnet': ModelSpec(edgesegnet.EdgeSegNet, edgesegnet.default_config, 'EdgeSegNet'),
+  'fomm_teacher': ModelSpec(
+    fomm.FommKeypointDetector, fomm.default_config, "FOMM's KPDetector (teacher)"
+  ),
+  'squeeze_unet': ModelSpec(squeeze_unet.SqueezeUNet, squeeze_unet.default_config, 'Squeeze U-Net'),
+  'squeeze_unet_dsc': ModelSpec(
+    squeeze_unet.SqueezeUNet, squeeze_unet.dsc_config, 'Squeeze U-Net with dep_sep_conv'
+  ),
+  'squeeze_unet_noskip': ModelSpec(
+    squeeze_unet.SqueezeUNet, squeeze_unet.noskip_config, 'Squeeze U-Net without skips'
+  ),
+  'squeeze_encdec': ModelSpec(
+    squeeze_unet.SqueezeUNet, squeeze_unet.encdec_config, 'Squeeze Encoder Decoder'
+  ),
+  'l3unet': ModelSpec(l3unet.L3UNet, l3unet.default_config, 'L3U-Net'),
+  'edgesegnet': ModelSpec(edgesegnet.EdgeSegNet, edgesegnet.default_config, 'EdgeSegNet'),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
@@ -56,7 +54,7 @@ def default_config(name: str) -> ml_collections.ConfigDict:
 
 
 def model_config(
-    name: str, overrides: Mapping[str, Any] | ml_collections.ConfigDict | None = None
+  name: str, overrides: Mapping[str, Any] | ml_collections.ConfigDict | None = None
 ) -> ml_collections.ConfigDict:
   """The default options of `name` updated with `overrides`, checked by key.
 
@@ -68,18 +66,18 @@ def model_config(
   unknown = sorted(set(overrides) - set(config.keys()))
   if unknown:
     raise ValueError(
-        f'unknown option(s) {", ".join(unknown)} for model {name!r}; '
-        f'valid options: {", ".join(sorted(config.keys()))}.'
+      f'unknown option(s) {", ".join(unknown)} for model {name!r}; '
+      f'valid options: {", ".join(sorted(config.keys()))}.'
     )
   config.update(overrides)
   return config
 
 
 def create_model(
-    name: str,
-    config: Mapping[str, Any] | ml_collections.ConfigDict | None = None,
-    *,
-    rngs: nnx.Rngs,
+  name: str,
+  config: Mapping[str, Any] | ml_collections.ConfigDict | None = None,
+  *,
+  rngs: nnx.Rngs,
 ) -> KeypointModel:
   """Builds model `name` with its defaults overridden by `config`.
 

@@ -32,7 +32,8 @@ DECODER_BLOCKS = {'transposed_fire': TransposedFire, 'fire_deconv': FireDeconv}
 
 def default_config() -> ml_collections.ConfigDict:
   """The Squeeze U-Net in circulation (SqueezeNet 1.1 encoder)."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       'num_kp': 10,
       'num_channels': 3,
       'temperature': 0.1,
@@ -53,7 +54,8 @@ def default_config() -> ml_collections.ConfigDict:
       'head_features': 35,
       # Heatmaps at H / heatmap_stride.
       'heatmap_stride': 1,
-  })
+    }
+  )
 
 
 def dsc_config() -> ml_collections.ConfigDict:
@@ -92,37 +94,37 @@ class SqueezeUNet(KeypointModel):
   name = 'squeeze_unet'
 
   def __init__(
-      self,
-      *,
-      num_kp: int,
-      num_channels: int,
-      temperature: float,
-      stem_features: int,
-      encoder: tuple[tuple[int, int], ...],
-      fires_per_stage: int,
-      pool_before: tuple[bool, ...],
-      dropout: float,
-      decoder: tuple[tuple[int, int, int], ...],
-      decoder_block: str,
-      skips: bool,
-      depthwise_separable: bool,
-      final_features: int,
-      head_features: int,
-      heatmap_stride: int,
-      rngs: nnx.Rngs,
+    self,
+    *,
+    num_kp: int,
+    num_channels: int,
+    temperature: float,
+    stem_features: int,
+    encoder: tuple[tuple[int, int], ...],
+    fires_per_stage: int,
+    pool_before: tuple[bool, ...],
+    dropout: float,
+    decoder: tuple[tuple[int, int, int], ...],
+    decoder_block: str,
+    skips: bool,
+    depthwise_separable: bool,
+    final_features: int,
+    head_features: int,
+    heatmap_stride: int,
+    rngs: nnx.Rngs,
   ):
     if decoder_block not in DECODER_BLOCKS:
       raise ValueError(
-          f'decoder_block must be one of {sorted(DECODER_BLOCKS)}, got {decoder_block!r}.'
+        f'decoder_block must be one of {sorted(DECODER_BLOCKS)}, got {decoder_block!r}.'
       )
     if len(pool_before) != len(encoder):
       raise ValueError(
-          f'pool_before has {len(pool_before)} entries for {len(encoder)} encoder stages.'
+        f'pool_before has {len(pool_before)} entries for {len(encoder)} encoder stages.'
       )
     if skips and len(decoder) != len(encoder):
       raise ValueError(
-          f'with skips, each of the {len(encoder)} encoder stages needs a decoder stage; '
-          f'got {len(decoder)}.'
+        f'with skips, each of the {len(encoder)} encoder stages needs a decoder stage; '
+        f'got {len(decoder)}.'
       )
     self.num_channels = num_channels
     self.default_input_size = 64
@@ -132,7 +134,7 @@ class SqueezeUNet(KeypointModel):
     separable = depthwise_separable
 
     self.stem = layers.conv(
-        num_channels, stem_features, 3, stride=2, padding=1, separable=separable, rngs=rngs
+      num_channels, stem_features, 3, stride=2, padding=1, separable=separable, rngs=rngs
     )
     stages, stage_inputs, width = [], [], stem_features
     for squeeze, expand in encoder:
@@ -152,15 +154,15 @@ class SqueezeUNet(KeypointModel):
     for j, (squeeze, expand, stride) in enumerate(decoder):
       skip_features = stage_inputs[len(encoder) - 1 - j] if skips else 0
       blocks.append(
-          block(
-              width,
-              squeeze,
-              expand,
-              stride=stride,
-              skip_features=skip_features,
-              separable=separable,
-              rngs=rngs,
-          )
+        block(
+          width,
+          squeeze,
+          expand,
+          stride=stride,
+          skip_features=skip_features,
+          separable=separable,
+          rngs=rngs,
+        )
       )
       width = blocks[-1].out_features
     self.decoder = nnx.List(blocks)
@@ -189,9 +191,9 @@ class SqueezeUNet(KeypointModel):
     target = height // 2 if self.final is not None else height // self.heatmap_stride
     if decoded > target or target % decoded:
       raise ValueError(
-          f'{self.name}: the decoder ends at {decoded}x{decoded} for a {height}x{height} '
-          f'input, which does not divide the {target}x{target} the tail needs; '
-          'change the decoder strides.'
+        f'{self.name}: the decoder ends at {decoded}x{decoded} for a {height}x{height} '
+        f'input, which does not divide the {target}x{target} the tail needs; '
+        'change the decoder strides.'
       )
 
   def backbone(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:

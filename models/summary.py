@@ -82,8 +82,8 @@ def _param_count(module: nnx.Module) -> int:
 
 def _is_conv(layer: nnx.Module) -> bool:
   return isinstance(
-      layer,
-      layers.Conv | layers.ConvTranspose | layers.DepthwiseConv | layers.DepthwiseConvTranspose,
+    layer,
+    layers.Conv | layers.ConvTranspose | layers.DepthwiseConv | layers.DepthwiseConvTranspose,
   )
 
 
@@ -106,10 +106,10 @@ def _xla_flops(module: nnx.Module, input_shape: tuple[int, ...]) -> float:
 
 
 def summarize(
-    model: KeypointModel,
-    input_shape: tuple[int, ...] | None = None,
-    *,
-    per_layer_xla: bool = True,
+  model: KeypointModel,
+  input_shape: tuple[int, ...] | None = None,
+  *,
+  per_layer_xla: bool = True,
 ) -> ModelSummary:
   """Counts `model` at `input_shape` (default: batch 1 at its default size).
 
@@ -129,9 +129,9 @@ def summarize(
   counted = nnx.merge(graphdef, state)
   counted.eval()
   paths = {
-      id(node): '.'.join(str(p) for p in path)
-      for path, node in nnx.iter_graph(counted)
-      if isinstance(node, nnx.Module)
+    id(node): '.'.join(str(p) for p in path)
+    for path, node in nnx.iter_graph(counted)
+    if isinstance(node, nnx.Module)
   }
   spec = jax.ShapeDtypeStruct(input_shape, jnp.float32)
   with layers.record_layer_calls() as calls:
@@ -146,57 +146,56 @@ def summarize(
     else:
       mult_adds = params * call.output_shape[0]
     rows.append(
-        LayerRow(
-            path=paths[id(call.layer)],
-            kind=type(call.layer).__name__,
-            input_shape=call.input_shape,
-            output_shape=call.output_shape,
-            params=params,
-            mult_adds=mult_adds,
-            pass_size_bytes=2 * _BYTES_PER_ELEMENT * out_elements if params else 0,
-            xla_flops=_xla_flops(call.layer, call.input_shape) if per_layer_xla else None,
-        )
+      LayerRow(
+        path=paths[id(call.layer)],
+        kind=type(call.layer).__name__,
+        input_shape=call.input_shape,
+        output_shape=call.output_shape,
+        params=params,
+        mult_adds=mult_adds,
+        pass_size_bytes=2 * _BYTES_PER_ELEMENT * out_elements if params else 0,
+        xla_flops=_xla_flops(call.layer, call.input_shape) if per_layer_xla else None,
+      )
     )
   return ModelSummary(
-      name=model.name,
-      input_shape=tuple(input_shape),
-      rows=tuple(rows),
-      params=_param_count(counted),
-      xla_flops=_xla_flops(counted, input_shape),
+    name=model.name,
+    input_shape=tuple(input_shape),
+    rows=tuple(rows),
+    params=_param_count(counted),
+    xla_flops=_xla_flops(counted, input_shape),
   )
 
 
 def format_layers(summary: ModelSummary) -> str:
   """A per-layer table with subtotals and totals, every column labelled."""
   header = (
-      f'{"layer":<44} {"type":<22} {"output (NHWC)":<20} {"params":>11} '
-      f'{"mult-adds":>13} {"pass MB":>8} {"XLA FLOPs":>13}'
+    f'{"layer":<44} {"type":<22} {"output (NHWC)":<20} {"params":>11} '
+    f'{"mult-adds":>13} {"pass MB":>8} {"XLA FLOPs":>13}'
   )
   lines = [
-      f'{summary.name}: input {summary.input_shape}',
-      'params, mult-adds and pass size by torchinfo rules; XLA FLOPs from '
-      'cost_analysis() (2 per multiply-add, every op)',
-      header,
-      '-' * len(header),
+    f'{summary.name}: input {summary.input_shape}',
+    'params, mult-adds and pass size by torchinfo rules; XLA FLOPs from '
+    'cost_analysis() (2 per multiply-add, every op)',
+    header,
+    '-' * len(header),
   ]
   for row in summary.rows:
     flops = f'{row.xla_flops:>13,.0f}' if row.xla_flops is not None else f'{"-":>13}'
     lines.append(
-        f'{row.path:<44.44} {row.kind:<22} {str(row.output_shape):<20} {row.params:>11,} '
-        f'{row.mult_adds:>13,} {row.pass_size_bytes / 1e6:>8.3f} {flops}'
+      f'{row.path:<44.44} {row.kind:<22} {str(row.output_shape):<20} {row.params:>11,} '
+      f'{row.mult_adds:>13,} {row.pass_size_bytes / 1e6:>8.3f} {flops}'
     )
   lines.append('-' * len(header))
   for name, (params, mult_adds, pass_mb) in summary.subtotals().items():
     lines.append(
-        f'{"subtotal " + name:<44} {"":<22} {"":<20} {params:>11,} {mult_adds:>13,} '
-        f'{pass_mb:>8.3f}'
+      f'{"subtotal " + name:<44} {"":<22} {"":<20} {params:>11,} {mult_adds:>13,} {pass_mb:>8.3f}'
     )
   lines += [
-      '-' * len(header),
-      f'Total params:                  {summary.params:,}',
-      f'Total mult-adds (M):           {summary.mult_adds / 1e6:.2f}   (torchinfo rules)',
-      f'Forward/backward pass size:    {summary.pass_size_mb:.2f} MB (torchinfo rules)',
-      f'XLA FLOPs, whole model (G):    {summary.xla_flops / 1e9:.3f}  (cost_analysis)',
+    '-' * len(header),
+    f'Total params:                  {summary.params:,}',
+    f'Total mult-adds (M):           {summary.mult_adds / 1e6:.2f}   (torchinfo rules)',
+    f'Forward/backward pass size:    {summary.pass_size_mb:.2f} MB (torchinfo rules)',
+    f'XLA FLOPs, whole model (G):    {summary.xla_flops / 1e9:.3f}  (cost_analysis)',
   ]
   return '\n'.join(lines)
 
@@ -212,19 +211,19 @@ def format_comparison(summaries: list[ModelSummary]) -> str:
   second row compares that part.
   """
   lines = [
-      '| model | input | params | article | diff | mult-adds (M) | article | diff '
-      '| pass size (MB) | article | XLA GFLOPs |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| model | input | params | article | diff | mult-adds (M) | article | diff '
+    '| pass size (MB) | article | XLA GFLOPs |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
 
   def row(label, size, params, mult_adds, pass_mb, paper, flops):
     fmt = lambda v, spec: format(v, spec) if v else '-'  # noqa: E731
     mult_adds_m = mult_adds / 1e6
     lines.append(
-        f'| {label} | {size} | {params:,} | {fmt(paper.params, ",")} '
-        f'| {_delta(params, paper.params)} | {mult_adds_m:.2f} | {fmt(paper.mult_adds_m, ".2f")} '
-        f'| {_delta(mult_adds_m, paper.mult_adds_m)} | {pass_mb:.2f} '
-        f'| {fmt(paper.pass_size_mb, ".2f")} | {flops} |'
+      f'| {label} | {size} | {params:,} | {fmt(paper.params, ",")} '
+      f'| {_delta(params, paper.params)} | {mult_adds_m:.2f} | {fmt(paper.mult_adds_m, ".2f")} '
+      f'| {_delta(mult_adds_m, paper.mult_adds_m)} | {pass_mb:.2f} '
+      f'| {fmt(paper.pass_size_mb, ".2f")} | {flops} |'
     )
 
   for s in summaries:
@@ -242,11 +241,11 @@ def format_comparison(summaries: list[ModelSummary]) -> str:
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument(
-      '--model',
-      default='all',
-      help=f'one of {", ".join(registry.MODEL_NAMES)}, or "all" (default) for the comparison',
+    '--model',
+    default='all',
+    help=f'one of {", ".join(registry.MODEL_NAMES)}, or "all" (default) for the comparison',
   )
-  parser.add_argument('--input-size', type=int, help='square input size (default: the model\'s)')
+  parser.add_argument('--input-size', type=int, help="square input size (default: the model's)")
   args = parser.parse_args(argv)
 
   names = registry.MODEL_NAMES if args.model == 'all' else (args.model,)
@@ -261,8 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
       sys.exit(f'error: {error}')
   if args.model == 'all':
-    print("Ours beside the article's Table 3, batch 1 (params, mult-adds, pass size by "
-          "torchinfo's rules; XLA GFLOPs from cost_analysis).")
+    print(
+      "Ours beside the article's Table 3, batch 1 (params, mult-adds, pass size by "
+      "torchinfo's rules; XLA GFLOPs from cost_analysis)."
+    )
     print(format_comparison(summaries))
   else:
     print(format_layers(summaries[0]))

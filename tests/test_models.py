@@ -51,8 +51,9 @@ def test_outputs_at_initialisation(name):
     np.testing.assert_allclose(out['heatmap'].sum(axis=(2, 3)), 1.0, rtol=1e-5)
     assert np.all(np.abs(out['kp']) <= 1.0)
     # FOMM initialises the jacobian conv to identity; the heatmap sums to one.
-    np.testing.assert_allclose(out['jacobian'], np.broadcast_to(np.eye(2), out['jacobian'].shape),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+      out['jacobian'], np.broadcast_to(np.eye(2), out['jacobian'].shape), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
@@ -96,15 +97,15 @@ def test_teacher_at_scale_one_takes_64x64():
 
 
 @pytest.mark.parametrize(
-    'name,shape,fragment',
-    [
-        ('squeeze_unet', (1, 60, 64, 3), 'cannot take a 60x64 input'),
-        ('squeeze_unet', (1, 64, 64, 1), 'got 1 channels'),
-        ('edgesegnet', (64, 64, 3), 'got an input of shape (64, 64, 3)'),
-        ('l3unet', (2, 36, 36, 3), 'multiples of 16'),
-        ('fomm_teacher', (1, 64, 64, 3), 'multiples of 128'),
-        ('squeeze_encdec', (1, 72, 72, 3), 'cannot take a 72x72 input'),
-    ],
+  'name,shape,fragment',
+  [
+    ('squeeze_unet', (1, 60, 64, 3), 'cannot take a 60x64 input'),
+    ('squeeze_unet', (1, 64, 64, 1), 'got 1 channels'),
+    ('edgesegnet', (64, 64, 3), 'got an input of shape (64, 64, 3)'),
+    ('l3unet', (2, 36, 36, 3), 'multiples of 16'),
+    ('fomm_teacher', (1, 64, 64, 3), 'multiples of 128'),
+    ('squeeze_encdec', (1, 72, 72, 3), 'cannot take a 72x72 input'),
+  ],
 )
 def test_bad_input_shape_raises_clear_error_before_xla(name, shape, fragment):
   model = _model(name)
@@ -145,8 +146,11 @@ def test_invalid_options_fail_clearly():
 def test_same_seed_same_weights_eager_or_traced():
   eager = models.create_model('edgesegnet', rngs=nnx.Rngs(3))
   traced = nnx.jit(lambda: models.create_model('edgesegnet', rngs=nnx.Rngs(3)))()
-  for a, b in zip(jax.tree.leaves(nnx.state(eager, nnx.Param)),
-                  jax.tree.leaves(nnx.state(traced, nnx.Param)), strict=True):
+  for a, b in zip(
+    jax.tree.leaves(nnx.state(eager, nnx.Param)),
+    jax.tree.leaves(nnx.state(traced, nnx.Param)),
+    strict=True,
+  ):
     np.testing.assert_array_equal(a, b)
   other = models.create_model('edgesegnet', rngs=nnx.Rngs(4))
   assert not np.array_equal(eager.stem.kernel[...], other.stem.kernel[...])

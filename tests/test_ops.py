@@ -20,22 +20,22 @@ def _grouped_conv(x, kernel, stride, padding):
   """The slow reference: lax conv with one group per channel."""
   channels = kernel.shape[-1]
   return lax.conv_general_dilated(
-      x,
-      kernel[:, :, None, :],
-      (stride, stride),
-      (padding, padding),
-      dimension_numbers=_DN,
-      feature_group_count=channels,
-      precision=lax.Precision.HIGHEST,
+    x,
+    kernel[:, :, None, :],
+    (stride, stride),
+    (padding, padding),
+    dimension_numbers=_DN,
+    feature_group_count=channels,
+    precision=lax.Precision.HIGHEST,
   )
 
 
 @pytest.mark.parametrize(
-    'size,kernel_size,stride,padding',
-    [(8, 3, 1, (1, 1)), (9, 3, 2, (1, 1)), (8, 4, 2, (1, 2)), (7, 1, 1, (0, 0)), (10, 5, 3, (2, 2))],
+  'size,kernel_size,stride,padding',
+  [(8, 3, 1, (1, 1)), (9, 3, 2, (1, 1)), (8, 4, 2, (1, 2)), (7, 1, 1, (0, 0)), (10, 5, 3, (2, 2))],
 )
 def test_depthwise_conv_equals_grouped_conv_in_value_and_gradient(
-    size, kernel_size, stride, padding
+  size, kernel_size, stride, padding
 ):
   x = jnp.asarray(_random((2, size, size + 1, 5)))
   kernel = jnp.asarray(_random((kernel_size, kernel_size, 5), seed=1))
@@ -49,8 +49,9 @@ def test_depthwise_conv_equals_grouped_conv_in_value_and_gradient(
   def loss(f):
     return lambda x, k: jnp.sum(weights * f(x, k))
 
-  fast_grads = jax.grad(loss(lambda x, k: ops.depthwise_conv2d(x, k, stride=stride,
-                                                               padding=padding)), (0, 1))(x, kernel)
+  fast_grads = jax.grad(
+    loss(lambda x, k: ops.depthwise_conv2d(x, k, stride=stride, padding=padding)), (0, 1)
+  )(x, kernel)
   slow_grads = jax.grad(loss(lambda x, k: _grouped_conv(x, k, stride, padding)), (0, 1))(x, kernel)
   for fast_grad, slow_grad in zip(fast_grads, slow_grads, strict=True):
     np.testing.assert_allclose(fast_grad, slow_grad, rtol=1e-4, atol=1e-4)
@@ -73,13 +74,24 @@ def _conv_transpose_reference(x, weight, stride, padding, output_padding):
   return y[:, padding : full_h - padding, padding : full_w - padding, :]
 
 
-@pytest.mark.parametrize('stride,padding,output_padding,kernel_size', [
-    (1, 1, 0, 3), (2, 1, 1, 3), (2, 1, 0, 4), (2, 0, 0, 2),
-])
+@pytest.mark.parametrize(
+  'stride,padding,output_padding,kernel_size',
+  [
+    (1, 1, 0, 3),
+    (2, 1, 1, 3),
+    (2, 1, 0, 4),
+    (2, 0, 0, 2),
+  ],
+)
 def test_conv_transpose_matches_pytorch_definition(stride, padding, output_padding, kernel_size):
   layer = layers.ConvTranspose(
-      4, 6, kernel_size, stride=stride, padding=padding, output_padding=output_padding,
-      rngs=nnx.Rngs(0),
+    4,
+    6,
+    kernel_size,
+    stride=stride,
+    padding=padding,
+    output_padding=output_padding,
+    rngs=nnx.Rngs(0),
   )
   x = _random((2, 5, 6, 4))
   torch_weight = np.asarray(layer.kernel[...]).transpose(2, 3, 0, 1)  # -> (in, out, k, k)
@@ -93,8 +105,11 @@ def test_depthwise_conv_transpose_matches_per_channel_definition(stride, padding
   x = _random((2, 4, 5, 3))
   kernel = _random((3, 3, 3), seed=3)
   got = ops.depthwise_conv_transpose2d(
-      jnp.asarray(x), jnp.asarray(kernel), stride=stride, padding=padding,
-      output_padding=output_padding,
+    jnp.asarray(x),
+    jnp.asarray(kernel),
+    stride=stride,
+    padding=padding,
+    output_padding=output_padding,
   )
   # A depthwise transposed conv is a full one whose weight is diagonal in channels.
   weight = np.zeros((3, 3, 3, 3), np.float32)
@@ -129,8 +144,12 @@ def test_conv_on_folded_image_equals_strided_conv_on_original(ratio, kernel_size
   w = _random((kernel_size, kernel_size, channels * ratio * ratio, out_features), seed=4)
   pad = kernel_size // 2
   on_folded = lax.conv_general_dilated(
-      ops.fold(jnp.asarray(x), ratio), w, (1, 1), ((pad, pad), (pad, pad)),
-      dimension_numbers=_DN, precision=lax.Precision.HIGHEST,
+    ops.fold(jnp.asarray(x), ratio),
+    w,
+    (1, 1),
+    ((pad, pad), (pad, pad)),
+    dimension_numbers=_DN,
+    precision=lax.Precision.HIGHEST,
   )
   # The equivalent (k*r x k*r) kernel, stride r, padding r*pad on the original.
   big = np.zeros((kernel_size * ratio, kernel_size * ratio, channels, out_features), np.float32)
@@ -141,8 +160,12 @@ def test_conv_on_folded_image_equals_strided_conv_on_original(ratio, kernel_size
           block = w[di, dj, (i * ratio + j) * channels : (i * ratio + j + 1) * channels]
           big[di * ratio + i, dj * ratio + j] = block
   on_original = lax.conv_general_dilated(
-      jnp.asarray(x), big, (ratio, ratio), ((ratio * pad,) * 2, (ratio * pad,) * 2),
-      dimension_numbers=_DN, precision=lax.Precision.HIGHEST,
+    jnp.asarray(x),
+    big,
+    (ratio, ratio),
+    ((ratio * pad,) * 2, (ratio * pad,) * 2),
+    dimension_numbers=_DN,
+    precision=lax.Precision.HIGHEST,
   )
   np.testing.assert_allclose(on_folded, on_original, rtol=1e-4, atol=1e-4)
 
@@ -155,11 +178,13 @@ def test_anti_alias_downsample_equals_direct_numpy(scale, size):
   k = 2 * round(sigma * 4) + 1
   ka = k // 2
   kb = ka - 1 if k % 2 == 0 else ka
-  yy, xx = np.meshgrid(np.arange(k, dtype=np.float64), np.arange(k, dtype=np.float64),
-                       indexing='ij')
+  yy, xx = np.meshgrid(
+    np.arange(k, dtype=np.float64), np.arange(k, dtype=np.float64), indexing='ij'
+  )
   mean = (k - 1) / 2
-  kernel = np.exp(-((yy - mean) ** 2) / (2 * sigma**2)) * np.exp(-((xx - mean) ** 2) /
-                                                                 (2 * sigma**2))
+  kernel = np.exp(-((yy - mean) ** 2) / (2 * sigma**2)) * np.exp(
+    -((xx - mean) ** 2) / (2 * sigma**2)
+  )
   kernel /= kernel.sum()
   padded = np.pad(x, ((0, 0), (ka, kb), (ka, kb), (0, 0)))
   out = np.zeros((2, size, size, 3))
@@ -168,8 +193,9 @@ def test_anti_alias_downsample_equals_direct_numpy(scale, size):
       out[:, i, j] = np.einsum('bklc,kl->bc', padded[:, i : i + k, j : j + k], kernel)
   step = int(1 / scale)
   expected = out[:, ::step, ::step]
-  np.testing.assert_allclose(ops.anti_alias_downsample(jnp.asarray(x), scale), expected,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    ops.anti_alias_downsample(jnp.asarray(x), scale), expected, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_anti_alias_at_scale_one_is_identity():
@@ -198,16 +224,21 @@ def _torch_bilinear_reference(x, factor):
 @pytest.mark.parametrize('factor', [2, 4])
 def test_upsample_bilinear_matches_pytorch(factor):
   x = _random((2, 3, 5, 4))
-  np.testing.assert_allclose(ops.upsample_bilinear(jnp.asarray(x), factor),
-                             _torch_bilinear_reference(x, factor), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    ops.upsample_bilinear(jnp.asarray(x), factor),
+    _torch_bilinear_reference(x, factor),
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_upsample_nearest_and_pools():
   x = _random((1, 4, 4, 2))
   up = np.asarray(ops.upsample_nearest(jnp.asarray(x), 2))
   np.testing.assert_array_equal(up, x.repeat(2, axis=1).repeat(2, axis=2))
-  np.testing.assert_allclose(ops.avg_pool_2x2(jnp.asarray(x)),
-                             x.reshape(1, 2, 2, 2, 2, 2).mean(axis=(2, 4)), atol=1e-6)
+  np.testing.assert_allclose(
+    ops.avg_pool_2x2(jnp.asarray(x)), x.reshape(1, 2, 2, 2, 2, 2).mean(axis=(2, 4)), atol=1e-6
+  )
   # 3x3 stride-2 pad-1 max pool: padded cells never win, even for negative inputs.
   negative = -np.abs(x) - 1
   pooled = np.asarray(ops.max_pool(jnp.asarray(negative), window=3, stride=2, padding=1))
