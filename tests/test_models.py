@@ -182,3 +182,14 @@ def test_single_jacobian_map_is_shared():
   assert head.jacobian.kernel.shape[-1] == 4
   out = head(jnp.ones((1, 5, 5, 4)))
   assert out['jacobian'].shape == (1, 3, 2, 2)
+
+
+def test_library_does_not_import_torch():
+  import subprocess
+  import sys
+
+  code = (
+    'import sys, models, models.summary, models.checkpoint; '
+    'sys.exit(1 if "torch" in sys.modules else 0)'
+  )
+  assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0

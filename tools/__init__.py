@@ -1,0 +1,1 @@
+"""Command-line tools around the model zoo (checkpoint conversion)."""
