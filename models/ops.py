@@ -185,8 +185,12 @@ def anti_alias_kernel_1d(scale: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def _anti_alias_matrix(size: int, scale: float) -> np.ndarray:
-  """(ceil(size * scale), size) matrix: zero-pad, Gaussian filter, keep every 1/scale-th."""
+def anti_alias_matrix(size: int, scale: float) -> np.ndarray:
+  """(ceil(size * scale), size) matrix: zero-pad, Gaussian filter, keep every 1/scale-th.
+
+  Applied on both sides (rows and columns) it is FOMM's AntiAliasInterpolation2d;
+  NumPy input pipelines use it directly.
+  """
   kernel = anti_alias_kernel_1d(scale)
   half = len(kernel) // 2
   step = int(1 / scale)
@@ -218,8 +222,8 @@ def anti_alias_downsample(x: jax.Array, scale: float) -> jax.Array:
   """
   if scale == 1.0:
     return x
-  rows = jnp.asarray(_anti_alias_matrix(x.shape[1], scale))
-  cols = jnp.asarray(_anti_alias_matrix(x.shape[2], scale))
+  rows = jnp.asarray(anti_alias_matrix(x.shape[1], scale))
+  cols = jnp.asarray(anti_alias_matrix(x.shape[2], scale))
   return jnp.einsum('oh,bhwc,pw->bopc', rows, x, cols, precision=lax.Precision.HIGHEST)
 
 

@@ -1,0 +1,245 @@
+"""Input pipeline: TFDS data source -> grain -> shuffle -> augment -> batch -> float32 NHWC.
+
+One function, `make_iterator`, serves training (seeded shuffle, endless,
+augmented, checkpointable) and evaluation (ordered, one pass, no
+augmentation). Frames stored larger than the model's input go through
+FOMM's anti-alias downsampling here, once, so teacher and student see the
+same image.
+"""
+
+from __future__ import annotations
+
+import os
+
+import grain
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import flags
+
+from data import faces
+from data.frames import Frames, FramesConfig, list_videos
+from data.synthetic_faces import SPLITS, SyntheticFaces, SyntheticFacesConfig
+from models import ops
+
+DATASETS = ('synthetic_faces', 'frames')
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """`config.data` of every experiment."""
+  return ml_collections.ConfigDict(
+    {
+      'name': 'synthetic_faces',
+      # Where TFDS writes prepared datasets (kept out of git).
+      'data_dir': 'datasets',
+      # Stored frame size; must be a whole multiple of the model's input size.
+      'image_size': 64,
+      'seed': 0,
+      'train_size': 20_000,
+      'validation_size': 2_000,
+      'test_size': 2_000,
+      # `frames` only: the folder in FOMM's layout, and its split and quality rules.
+      'manual_dir': '',
+      'validation_fraction': 0.1,
+      'max_bad_fraction': 0.01,
+      # FOMM's vox augmentation: horizontal flip and colour jitter (train only).
+      'flip': True,
+      'jitter': {'brightness': 0.1, 'contrast': 0.1, 'saturation': 0.1, 'hue': 0.1},
+      # grain worker processes for the train iterator (0: in the main process).
+      'workers': 0,
+    }
+  )
+
+
+def make_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """The TFDS builder that `config` (a `default_config()`) describes.
+
+  Raises:
+    ValueError: for an unknown dataset name or a `frames` config without a folder.
+  """
+  if config.name == 'synthetic_faces':
+    builder_config = SyntheticFacesConfig(
+      image_size=config.image_size,
+      train_size=config.train_size,
+      validation_size=config.validation_size,
+      test_size=config.test_size,
+      seed=config.seed,
+    )
+    return SyntheticFaces(
+      config=builder_config, data_dir=config.data_dir, file_format='array_record'
+    )
+  if config.name == 'frames':
+    if not config.manual_dir:
+      raise ValueError(
+        'data.name=frames needs --config.data.manual_dir=ROOT, a folder laid out as '
+        'ROOT/{train,test}/<video_id>/<frame>.png|jpg.'
+      )
+    builder_config = FramesConfig(
+      image_size=config.image_size,
+      validation_fraction=config.validation_fraction,
+      max_bad_fraction=config.max_bad_fraction,
+    )
+    return Frames(config=builder_config, data_dir=config.data_dir, file_format='array_record')
+  raise ValueError(f'unknown dataset {config.name!r}; valid datasets: {", ".join(DATASETS)}.')
+
+
+def prepare(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Builds the dataset on first use (with progress bars) and returns its builder."""
+  builder = make_builder(config)
+  manual_dir = os.path.abspath(config.manual_dir) if config.manual_dir else None
+  if config.name == 'frames':  # check the layout before TFDS does, with a clearer message
+    for part in ('train', 'test'):
+      list_videos(manual_dir, part)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return builder
+
+
+def check_request(
+  config: ml_collections.ConfigDict, split: str, batch_size: int, model_size: int
+) -> None:
+  """Rejects an unknown split, a bad batch size or an image size the data cannot serve.
+
+  Raises:
+    ValueError: one clear line, before any data work.
+  """
+  if config.name not in DATASETS:
+    raise ValueError(f'unknown dataset {config.name!r}; valid datasets: {", ".join(DATASETS)}.')
+  if split not in SPLITS:
+    raise ValueError(
+      f'unknown split {split!r} of {config.name}; valid splits: {", ".join(SPLITS)}.'
+    )
+  if batch_size < 1:
+    raise ValueError(f'batch size must be positive, got {batch_size}.')
+  if config.image_size % model_size:
+    raise ValueError(
+      f'{config.name} stores {config.image_size}x{config.image_size} frames, which cannot be '
+      f"downsampled to the model's {model_size}x{model_size} by a whole factor; set "
+      f'data.image_size to a multiple of {model_size}.'
+    )
+  if config.name == 'synthetic_faces':
+    size = config[f'{split}_size']
+    if batch_size > size:
+      raise ValueError(
+        f'batch size {batch_size} is larger than the {split} split ({size} examples); '
+        f'lower the batch size or raise data.{split}_size.'
+      )
+
+
+def _flip(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Mirror the image; landmarks mirror x and swap left and right."""
+  out = dict(example, image=example['image'][:, ::-1])
+  if 'kp' in example:
+    order = list(faces.FLIP_PERMUTATION)
+    mirror = np.diag([-1.0, 1.0]).astype(np.float32)
+    out['kp'] = example['kp'][order] * np.array([-1.0, 1.0], np.float32)
+    out['jacobian'] = mirror @ example['jacobian'][order] @ mirror
+    out['visible'] = example['visible'][order]
+  return out
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator, strength: dict) -> np.ndarray:
+  """torchvision-style ColorJitter on a float image in [0, 1]."""
+  gray_weights = np.array([0.299, 0.587, 0.114], np.float32)
+  image = image * rng.uniform(1 - strength['brightness'], 1 + strength['brightness'])
+  mean = float((image @ gray_weights).mean())
+  image = (image - mean) * rng.uniform(1 - strength['contrast'], 1 + strength['contrast']) + mean
+  gray = (image @ gray_weights)[..., None]
+  image = gray + (image - gray) * rng.uniform(
+    1 - strength['saturation'], 1 + strength['saturation']
+  )
+  # Hue: rotate the chroma plane of YIQ by up to hue * 360 degrees.
+  angle = rng.uniform(-strength['hue'], strength['hue']) * 2 * np.pi
+  to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                    np.float32)  # fmt: skip
+  c, s = np.cos(angle), np.sin(angle)
+  rotate = np.array([[1, 0, 0], [0, c, -s], [0, s, c]], np.float32)
+  image = image @ (np.linalg.inv(to_yiq) @ rotate @ to_yiq).T.astype(np.float32)
+  return np.clip(image, 0.0, 1.0)
+
+
+class _Augment(grain.transforms.RandomMap):
+  def __init__(self, flip: bool, jitter: dict):
+    self.flip, self.jitter = flip, jitter
+
+  def random_map(self, example, rng: np.random.Generator):
+    example = dict(example, image=example['image'].astype(np.float32) / 255.0)
+    if self.flip and rng.uniform() < 0.5:
+      example = _flip(example)
+    if any(self.jitter.values()):
+      example['image'] = _jitter(example['image'], rng, self.jitter)
+    return example
+
+
+class _Finalize(grain.transforms.Map):
+  """uint8 or float images -> float32 in [0, 1], downsampled to the model's size."""
+
+  def __init__(self, stored: int, model: int):
+    self.scale = model / stored
+    self.matrix = ops.anti_alias_matrix(stored, self.scale) if stored != model else None
+
+  def map(self, batch):
+    image = batch['image']
+    image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+    if self.matrix is not None:
+      image = np.einsum('oh,bhwc,pw->bopc', self.matrix, image, self.matrix)
+    out = dict(batch)
+    out['image'] = np.ascontiguousarray(image, np.float32)
+    return out
+
+
+class _Numeric(grain.transforms.Map):
+  """Keeps the array features (drops text such as video ids)."""
+
+  KEYS = ('image', 'kp', 'jacobian', 'visible', 'frame_index')
+
+  def map(self, example):
+    return {k: np.asarray(v) for k, v in example.items() if k in self.KEYS}
+
+
+def make_iterator(
+  config: ml_collections.ConfigDict,
+  split: str,
+  *,
+  batch_size: int,
+  model_size: int,
+  train: bool,
+  seed: int = 0,
+  builder: tfds.core.DatasetBuilder | None = None,
+):
+  """A grain iterator of batches: `image` float32 (B, S, S, 3) in [0, 1] plus labels.
+
+  Args:
+    config: `config.data` (see `default_config`).
+    split: 'train', 'validation' or 'test'.
+    batch_size: examples per batch.
+    model_size: the model's input size S; larger stored frames are
+      anti-alias downsampled to it.
+    train: endless, shuffled with `seed`, augmented and checkpointable
+      (`get_state` / `set_state`); otherwise one ordered pass, keeping the
+      last partial batch.
+    seed: shuffle and augmentation seed.
+    builder: an already prepared builder (default: prepare one from config).
+
+  Returns:
+    A grain DatasetIterator.
+  """
+  check_request(config, split, batch_size, model_size)
+  builder = builder or prepare(config)
+  source = builder.as_data_source(split)
+  if batch_size > len(source):
+    raise ValueError(
+      f'batch size {batch_size} is larger than the {split} split ({len(source)} examples).'
+    )
+  dataset = grain.MapDataset.source(source).map(_Numeric())
+  if train:
+    dataset = dataset.shuffle(seed=seed).repeat(None)
+    dataset = dataset.random_map(_Augment(config.flip, dict(config.jitter)), seed=seed + 1)
+  dataset = dataset.batch(batch_size, drop_remainder=train)
+  dataset = dataset.map(_Finalize(config.image_size, model_size))
+  iterable = dataset.to_iter_dataset()
+  if train and config.workers > 0:
+    # grain's workers read absl flags; outside an absl app, take their defaults.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.workers))
+  return iter(iterable)
