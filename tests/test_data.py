@@ -2,6 +2,7 @@
 
 import glob
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def test_build_is_deterministic_and_sized(tmp_path):
   files_b = sorted(glob.glob(f'{second.data_dir}/*.array_record*'))
   assert len(files_a) == 3
   for a, b in zip(files_a, files_b, strict=True):
-    assert open(a, 'rb').read() == open(b, 'rb').read()
+    assert pathlib.Path(a).read_bytes() == pathlib.Path(b).read_bytes()
   other = pipeline.prepare(_config(tmp_path / 'c', seed=1))
   assert not np.array_equal(first.as_data_source('train')[0]['image'],
                             other.as_data_source('train')[0]['image'])  # fmt: skip
