@@ -149,8 +149,9 @@ def _jitter(image: np.ndarray, rng: np.random.Generator, strength: dict) -> np.n
   )
   # Hue: rotate the chroma plane of YIQ by up to hue * 360 degrees.
   angle = rng.uniform(-strength['hue'], strength['hue']) * 2 * np.pi
-  to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                    np.float32)  # fmt: skip
+  to_yiq = np.array(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32
+  )
   c, s = np.cos(angle), np.sin(angle)
   rotate = np.array([[1, 0, 0], [0, c, -s], [0, s, c]], np.float32)
   image = image @ (np.linalg.inv(to_yiq) @ rotate @ to_yiq).T.astype(np.float32)

@@ -24,8 +24,17 @@ KP_COLOURS = plt.get_cmap('tab10')(np.arange(10))
 def draw_keypoints(ax, kp, jacobian=None, *, size, marker='o', label=None, axis_length=0.12):
   """Draws normalised keypoints (and the jacobian's two columns as axes) on `ax`."""
   pixels = (np.asarray(kp) + 1) * (size - 1) / 2
-  ax.scatter(pixels[:, 0], pixels[:, 1], c=KP_COLOURS[: len(kp)], s=18, marker=marker,
-             edgecolors='white', linewidths=0.6, label=label)  # fmt: skip
+  filled = marker in ('o', 's', 'D', '^')
+  ax.scatter(
+    pixels[:, 0],
+    pixels[:, 1],
+    c=KP_COLOURS[: len(kp)],
+    s=18,
+    marker=marker,
+    edgecolors='white' if filled else None,
+    linewidths=0.6,
+    label=label,
+  )
   if jacobian is not None:
     for k, (point, matrix) in enumerate(zip(pixels, np.asarray(jacobian), strict=True)):
       for column in range(2):
@@ -52,11 +61,20 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', default='synthetic_faces.png')
   args = parser.parse_args(argv)
   config = pipeline.default_config()
-  config.update({'name': args.dataset, 'image_size': args.image_size,
-                 'data_dir': args.data_dir, 'manual_dir': args.manual_dir})  # fmt: skip
+  config.update(
+    {
+      'name': args.dataset,
+      'image_size': args.image_size,
+      'data_dir': args.data_dir,
+      'manual_dir': args.manual_dir,
+    }
+  )
   try:
-    batch = next(pipeline.make_iterator(config, args.split, batch_size=args.count,
-                                        model_size=args.image_size, train=False))  # fmt: skip
+    batch = next(
+      pipeline.make_iterator(
+        config, args.split, batch_size=args.count, model_size=args.image_size, train=False
+      )
+    )
   except ValueError as error:
     sys.exit(f'error: {error}')
   columns = min(8, args.count)

@@ -15,8 +15,15 @@ from models import ops
 
 def _config(tmp_path, **overrides):
   config = pipeline.default_config()
-  config.update({'data_dir': str(tmp_path / 'tfds'), 'train_size': 40, 'validation_size': 8,
-                 'test_size': 8, **overrides})  # fmt: skip
+  config.update(
+    {
+      'data_dir': str(tmp_path / 'tfds'),
+      'train_size': 40,
+      'validation_size': 8,
+      'test_size': 8,
+      **overrides,
+    }
+  )
   return config
 
 
@@ -24,15 +31,19 @@ def test_build_is_deterministic_and_sized(tmp_path):
   first = pipeline.prepare(_config(tmp_path / 'a'))
   second = pipeline.prepare(_config(tmp_path / 'b'))
   assert {s: len(first.as_data_source(s)) for s in ('train', 'validation', 'test')} == {
-      'train': 40, 'validation': 8, 'test': 8}  # fmt: skip
+    'train': 40,
+    'validation': 8,
+    'test': 8,
+  }
   files_a = sorted(glob.glob(f'{first.data_dir}/*.array_record*'))
   files_b = sorted(glob.glob(f'{second.data_dir}/*.array_record*'))
   assert len(files_a) == 3
   for a, b in zip(files_a, files_b, strict=True):
     assert pathlib.Path(a).read_bytes() == pathlib.Path(b).read_bytes()
   other = pipeline.prepare(_config(tmp_path / 'c', seed=1))
-  assert not np.array_equal(first.as_data_source('train')[0]['image'],
-                            other.as_data_source('train')[0]['image'])  # fmt: skip
+  assert not np.array_equal(
+    first.as_data_source('train')[0]['image'], other.as_data_source('train')[0]['image']
+  )
 
 
 def _find_marks(face, size, marks):
@@ -72,8 +83,9 @@ def test_flip_mirrors_landmarks_and_jacobians_consistently():
   k = 5  # left mouth corner: after the flip it is the right one
   feature, anchor = faces._ANCHORS[k]
   plain = faces.render(face, size, np.random.default_rng(1))
-  marked = faces.render(face, size, np.random.default_rng(1),
-                        marks=((feature, tuple(np.asarray(anchor) + delta)),))  # fmt: skip
+  marked = faces.render(
+    face, size, np.random.default_rng(1), marks=((feature, tuple(np.asarray(anchor) + delta)),)
+  )
   example = {'image': marked, 'kp': kp, 'jacobian': jacobian, 'visible': np.ones(10, bool)}
   flipped = pipeline._flip(example)
   change = np.abs(flipped['image'].astype(float) - plain[:, ::-1].astype(float)).sum(-1)
@@ -93,8 +105,18 @@ def test_flip_mirrors_landmarks_and_jacobians_consistently():
 def test_iterator_state_restores_the_same_batches(tmp_path):
   config = _config(tmp_path)
   builder = pipeline.prepare(config)
-  make = lambda: pipeline.make_iterator(config, 'train', batch_size=4, model_size=64,  # noqa: E731
-                                        train=True, seed=3, builder=builder)  # fmt: skip
+
+  def make():
+    return pipeline.make_iterator(
+      config,
+      'train',
+      batch_size=4,
+      model_size=64,  # noqa: E731
+      train=True,
+      seed=3,
+      builder=builder,
+    )
+
   straight = make()
   for _ in range(13):  # past an epoch (40 examples = 10 batches)
     next(straight)
@@ -111,8 +133,11 @@ def test_iterator_state_restores_the_same_batches(tmp_path):
 def test_eval_iterator_is_one_ordered_pass_without_augmentation(tmp_path):
   config = _config(tmp_path)
   builder = pipeline.prepare(config)
-  batches = list(pipeline.make_iterator(config, 'validation', batch_size=3, model_size=64,
-                                        train=False, builder=builder))  # fmt: skip
+  batches = list(
+    pipeline.make_iterator(
+      config, 'validation', batch_size=3, model_size=64, train=False, builder=builder
+    )
+  )
   assert [len(b['image']) for b in batches] == [3, 3, 2]
   first = builder.as_data_source('validation')[0]
   np.testing.assert_allclose(batches[0]['image'][0], first['image'] / 255.0, atol=1e-6)
@@ -122,20 +147,26 @@ def test_eval_iterator_is_one_ordered_pass_without_augmentation(tmp_path):
 def test_larger_frames_are_anti_alias_downsampled_once(tmp_path):
   config = _config(tmp_path, image_size=128, train_size=4, validation_size=4, test_size=4)
   builder = pipeline.prepare(config)
-  batch = next(pipeline.make_iterator(config, 'test', batch_size=2, model_size=64, train=False,
-                                      builder=builder))  # fmt: skip
+  batch = next(
+    pipeline.make_iterator(
+      config, 'test', batch_size=2, model_size=64, train=False, builder=builder
+    )
+  )
   assert batch['image'].shape == (2, 64, 64, 3)
   stored = np.stack([builder.as_data_source('test')[i]['image'] for i in range(2)]) / 255.0
   np.testing.assert_allclose(batch['image'], ops.anti_alias_downsample(stored, 0.5), atol=1e-5)
 
 
-@pytest.mark.parametrize('overrides,split,batch,size,message', [
+@pytest.mark.parametrize(
+  'overrides,split,batch,size,message',
+  [
     ({'name': 'voxceleb'}, 'train', 4, 64, "unknown dataset 'voxceleb'; valid datasets"),
     ({}, 'val', 4, 64, "unknown split 'val' of synthetic_faces; valid splits"),
     ({}, 'validation', 9, 64, 'batch size 9 is larger than the validation split (8 examples)'),
-    ({'image_size': 96}, 'train', 4, 64, 'cannot be downsampled to the model\'s 64x64'),
+    ({'image_size': 96}, 'train', 4, 64, "cannot be downsampled to the model's 64x64"),
     ({'name': 'frames'}, 'train', 4, 64, 'needs --config.data.manual_dir'),
-])  # fmt: skip
+  ],
+)
 def test_bad_requests_fail_before_any_work(tmp_path, overrides, split, batch, size, message):
   config = _config(tmp_path, **overrides)
   with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')):
@@ -159,8 +190,14 @@ def test_frames_builder_splits_by_video_and_skips_corrupt_files(tmp_path, capsys
   _write_frames(root, 'train', [f'id{i}' for i in range(8)])
   _write_frames(root, 'test', ['id_test'])
   (root / 'train' / 'id0' / '0000003.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
-  config = _config(tmp_path, name='frames', manual_dir=str(root), image_size=64,
-                   validation_fraction=0.25, max_bad_fraction=0.2)  # fmt: skip
+  config = _config(
+    tmp_path,
+    name='frames',
+    manual_dir=str(root),
+    image_size=64,
+    validation_fraction=0.25,
+    max_bad_fraction=0.2,
+  )
   builder = pipeline.prepare(config)
   assert 'frames train:' in capsys.readouterr().out
   splits = {s: builder.as_data_source(s) for s in ('train', 'validation', 'test')}
@@ -171,8 +208,11 @@ def test_frames_builder_splits_by_video_and_skips_corrupt_files(tmp_path, capsys
   assert sum(len(s) for s in splits.values()) == 8 * 3 + 3  # the corrupt file was skipped
   example = splits['test'][0]
   assert example['image'].shape == (64, 64, 3) and example['frame_index'] in (0, 1, 2)
-  batch = next(pipeline.make_iterator(config, 'train', batch_size=2, model_size=64, train=True,
-                                      builder=builder))  # fmt: skip
+  batch = next(
+    pipeline.make_iterator(
+      config, 'train', batch_size=2, model_size=64, train=True, builder=builder
+    )
+  )
   assert batch['image'].shape == (2, 64, 64, 3) and 'kp' not in batch
 
 

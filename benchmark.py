@@ -1,0 +1,404 @@
+"""XLA-compiled CPU inference beside PyTorch on the same weights, and beside the article.
+
+  python benchmark.py                                  # every model, 1 and 2 threads
+  python benchmark.py --models=edgesegnet --runs=500 --threads=1
+  python benchmark.py --checkpoint=workdirs/edgeseg    # time trained weights
+  python benchmark.py --runs=3 --models=squeeze_unet --out=/tmp/bench   # quick
+
+Writes OUT/table3.md, OUT/figure1.md, OUT/results.json and OUT/figure1.png.
+
+Each thread count runs in its own process pinned to that many cores
+(os.sched_setaffinity before JAX starts: XLA sizes its thread pool from the
+cores it may use, and no flag caps it), so JAX and PyTorch get the same
+cores. JAX: an ahead-of-time compiled function of (weights, input), inputs
+already on the device, warm-up, block_until_ready, median of --runs calls.
+PyTorch: the twin with the same weights, eval mode, inference_mode,
+torch.set_num_threads, the better of NCHW and channels_last. Outputs are
+compared before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+FIGURE1_SIZES = (4, 8, 16, 32, 64)
+
+
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown CPU'
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+  times = np.asarray(times)
+  return {
+    'median_s': float(np.median(times)),
+    'p10_s': float(np.percentile(times, 10)),
+    'p90_s': float(np.percentile(times, 90)),
+  }
+
+
+def _time(fn, runs: int, warmup: int = 5) -> dict[str, float]:
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return _stats(times)
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def _peak_gflops(runs: int) -> float:
+  """float32 2048x2048 matrix product rate: the machine's practical peak on these cores."""
+  import jax
+  import jax.numpy as jnp
+
+  n = 2048
+  a = jnp.ones((n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul).lower(a, a).compile()
+  stats = _time(lambda: matmul(a, a).block_until_ready(), max(runs // 20, 3), warmup=2)
+  return 2 * n**3 / stats['median_s'] / 1e9
+
+
+def _load_weights(name: str, checkpoint: str | None):
+  """(Flax model in eval mode, its options) with random or saved weights."""
+  from flax import nnx
+
+  import models
+  from models import checkpoint as saved
+
+  if checkpoint:
+    path = checkpoint
+    if os.path.isdir(os.path.join(checkpoint, 'checkpoints')):  # a training workdir
+      path = _export_best(checkpoint)
+    model, meta = saved.load_model(path)
+    if meta['model'] != name:
+      raise ValueError(f'--checkpoint {checkpoint} holds a {meta["model"]}, not {name}.')
+    return model, saved._tuples(meta['config'])
+  model = models.create_model(name, rngs=nnx.Rngs(0))
+  model.eval()
+  return model, dict(models.default_config(name))
+
+
+def _export_best(workdir: str) -> str:
+  """Saves the best checkpoint of a training workdir as a model folder (once)."""
+  import jax
+  from flax import nnx
+
+  import models
+  from models import checkpoint as saved
+  from train.checkpoints import Checkpoints
+
+  target = os.path.join(workdir, 'best_model')
+  if os.path.isdir(target):
+    return target
+  checkpoints = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10**6)
+  step = checkpoints.best_step()
+  meta = checkpoints.meta(step)
+  options = {k: v for k, v in meta['config']['model'].items() if k != 'name'}
+  name = meta['config']['model']['name']
+  model = models.create_model(name, saved._tuples(options), rngs=nnx.Rngs(0))
+  import orbax.checkpoint as ocp
+
+  pure = ocp.PyTreeCheckpointer().restore(os.path.join(checkpoints.directory, str(step), 'state'))
+  for kind, key in ((nnx.Param, 'params'), (nnx.BatchStat, 'batch_stats')):
+    state = nnx.state(model, kind)
+    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, pure[key]))
+    nnx.update(model, state)
+  saved.save_model(target, model, name=name, config=models.model_config(name, options))
+  return target
+
+
+def _bench_model(name: str, args, threads: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import torch
+  from flax import nnx
+
+  from models import summary
+  from torch_twins import create_twin, porting
+
+  model, options = _load_weights(name, args.checkpoint)
+  size = model.default_input_size
+  counted = summary.summarize(model, (args.batch, size, size, 3), per_layer_xla=False)
+  images = np.random.default_rng(0).uniform(size=(args.batch, size, size, 3)).astype(np.float32)
+
+  graphdef, state = nnx.split(model)
+
+  def forward(state, x):
+    out = nnx.merge(graphdef, state)(x)
+    return out['kp'], out['jacobian']
+
+  x = jax.device_put(jnp.asarray(images))
+  state = jax.device_put(state)
+  start = time.perf_counter()
+  compiled = jax.jit(forward).lower(state, x).compile()
+  compile_s = time.perf_counter() - start
+  jax_kp = np.asarray(compiled(state, x)[0])
+  jax_stats = _time(lambda: jax.block_until_ready(compiled(state, x)), args.runs)
+
+  torch.set_num_threads(threads)
+  twin = create_twin(name, options).eval()
+  porting.load_into_twin(model, name, twin)
+  best = None
+  for layout in ('nchw', 'channels_last'):
+    batch = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    net = twin
+    if layout == 'channels_last':
+      batch = batch.contiguous(memory_format=torch.channels_last)
+      net = twin.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+      torch_kp = net(batch)['kp'].numpy()
+      error = float(np.abs(torch_kp - jax_kp).max())
+      if error > 1e-3:
+        raise RuntimeError(f'{name}: JAX and PyTorch disagree by {error} on the same weights.')
+      stats = _time(lambda net=net, batch=batch: net(batch), args.runs)
+    if best is None or stats['median_s'] < best[1]['median_s']:
+      best = (layout, stats, error)
+  layout, torch_stats, error = best
+  flops = counted.xla_flops
+  return {
+    'model': name,
+    'threads': threads,
+    'params': counted.params,
+    'mult_adds_m': counted.mult_adds / 1e6,
+    'pass_size_mb': counted.pass_size_mb,
+    'xla_gflops': flops / 1e9,
+    'compile_s': compile_s,
+    'jax': jax_stats,
+    'torch': torch_stats,
+    'torch_layout': layout,
+    'max_kp_difference': error,
+    'jax_over_torch': jax_stats['median_s'] / torch_stats['median_s'],
+    'jax_gflops_per_s': flops / jax_stats['median_s'] / 1e9,
+  }
+
+
+def _bench_figure1(args, threads: int) -> list[dict]:
+  """A 3x3 conv (64 -> 128) and its depthwise separable counterpart at S x S, both frameworks."""
+  import jax
+  import jax.numpy as jnp
+  import torch
+  from flax import nnx
+
+  from models import layers
+
+  torch.set_num_threads(threads)
+  rows = []
+  for size in FIGURE1_SIZES:
+    x = np.random.default_rng(0).uniform(size=(args.batch, size, size, 64)).astype(np.float32)
+    for kind in ('conv', 'dsc'):
+      block = layers.conv(64, 128, 3, padding=1, separable=kind == 'dsc', rngs=nnx.Rngs(0))
+      graphdef, state = nnx.split(block)
+      compiled = (
+        jax.jit(lambda s, x, g=graphdef: nnx.merge(g, s)(x)).lower(state, jnp.asarray(x)).compile()
+      )
+      xj = jax.device_put(jnp.asarray(x))
+      jax_stats = _time(lambda c=compiled, s=state, xj=xj: c(s, xj).block_until_ready(), args.runs)
+      if kind == 'conv':
+        net = torch.nn.Conv2d(64, 128, 3, padding=1)
+      else:
+        net = torch.nn.Sequential(
+          torch.nn.Conv2d(64, 64, 3, padding=1, groups=64), torch.nn.Conv2d(64, 128, 1)
+        )
+      xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+      with torch.inference_mode():
+        torch_stats = _time(lambda net=net, xt=xt: net(xt), args.runs)
+      rows.append(
+        {
+          'size': size,
+          'kind': kind,
+          'threads': threads,
+          'jax_s': jax_stats['median_s'],
+          'torch_s': torch_stats['median_s'],
+        }
+      )
+  return rows
+
+
+def worker(args) -> None:
+  """Runs in a process pinned to `args.threads` cores; prints one JSON document."""
+  threads = args.threads_worker
+  cores = sorted(os.sched_getaffinity(0))[:threads]
+  os.sched_setaffinity(0, cores)  # before JAX starts its thread pool
+  import jax
+  import torch
+
+  record = {
+    'threads': threads,
+    'cores': cores,
+    'peak_gflops': _peak_gflops(args.runs),
+    'models': [],
+    'figure1': [],
+    'versions': {
+      'jax': jax.__version__,
+      'jaxlib': __import__('jaxlib').__version__,
+      'torch': torch.__version__,
+    },
+  }
+  for name in args.models.split(','):
+    print(f'  {name}, {threads} thread(s)...', file=sys.stderr, flush=True)
+    record['models'].append(_bench_model(name, args, threads))
+  if not args.skip_figure1:
+    record['figure1'] = _bench_figure1(args, threads)
+  print(json.dumps(record))
+
+
+# ---------------------------------------------------------------- parent side
+
+
+def table3(records: list[dict]) -> str:
+  from models import article
+
+  lines = [
+    '| model | threads | params | mult-adds (M) | pass size (MB) | XLA GFLOPs | compile (s) '
+    '| JAX (ms) | PyTorch (ms) | JAX / PyTorch | JAX GFLOP/s | % of peak | article (ms, '
+    'Xeon E5-2640 v3) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for record in records:
+    for m in record['models']:
+      paper = article.TABLE3[m['model']].runtime_s
+      lines.append(
+        f'| {m["model"]} | {m["threads"]} | {m["params"]:,} | {m["mult_adds_m"]:.2f} '
+        f'| {m["pass_size_mb"]:.2f} | {m["xla_gflops"]:.3f} | {m["compile_s"]:.1f} '
+        f'| {1e3 * m["jax"]["median_s"]:.2f} | {1e3 * m["torch"]["median_s"]:.2f} '
+        f'({m["torch_layout"]}) | {m["jax_over_torch"]:.2f} | {m["jax_gflops_per_s"]:.1f} '
+        f'| {100 * m["jax_gflops_per_s"] / record["peak_gflops"]:.0f}% '
+        f'| {f"{1e3 * paper:.1f}" if paper else "-"} |'
+      )
+  return '\n'.join(lines)
+
+
+def figure1_table(records: list[dict]) -> str:
+  lines = [
+    '| threads | S | conv JAX (ms) | DSC JAX (ms) | DSC / conv JAX | conv PyTorch (ms) '
+    '| DSC PyTorch (ms) | DSC / conv PyTorch |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for record in records:
+    rows = {(r['size'], r['kind']): r for r in record['figure1']}
+    for size in FIGURE1_SIZES:
+      if (size, 'conv') not in rows:
+        continue
+      conv, dsc = rows[(size, 'conv')], rows[(size, 'dsc')]
+      lines.append(
+        f'| {record["threads"]} | {size} | {1e3 * conv["jax_s"]:.3f} | {1e3 * dsc["jax_s"]:.3f} '
+        f'| {dsc["jax_s"] / conv["jax_s"]:.2f} | {1e3 * conv["torch_s"]:.3f} '
+        f'| {1e3 * dsc["torch_s"]:.3f} | {dsc["torch_s"] / conv["torch_s"]:.2f} |'
+      )
+  return '\n'.join(lines)
+
+
+def figure1_plot(records: list[dict], path: str) -> None:
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, axes = plt.subplots(1, len(records), figsize=(5 * len(records), 3.6), squeeze=False)
+  for ax, record in zip(axes[0], records, strict=True):
+    for kind, colour in (('conv', 'tab:blue'), ('dsc', 'tab:orange')):
+      rows = [r for r in record['figure1'] if r['kind'] == kind]
+      sizes = [r['size'] for r in rows]
+      ax.plot(sizes, [1e3 * r['jax_s'] for r in rows], 'o-', color=colour, label=f'{kind} JAX')
+      ax.plot(
+        sizes, [1e3 * r['torch_s'] for r in rows], 's--', color=colour, label=f'{kind} PyTorch'
+      )
+    ax.set_xscale('log', base=2)
+    ax.set_yscale('log')
+    ax.set_xlabel('spatial size S')
+    ax.set_ylabel('ms per call (batch 1)')
+    ax.set_title(f'3x3 conv 64->128 vs depthwise separable, {record["threads"]} thread(s)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  figure.tight_layout()
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+  import models
+
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--models', default=','.join(models.MODEL_NAMES))
+  parser.add_argument('--batch', type=int, default=1)
+  parser.add_argument('--threads', default='1,2', help='comma-separated core counts')
+  parser.add_argument('--runs', type=int, default=200)
+  parser.add_argument('--checkpoint', default=None, help='saved model folder or training workdir')
+  parser.add_argument('--out', default='benchmarks')
+  parser.add_argument('--skip_figure1', action='store_true')
+  parser.add_argument('--threads_worker', type=int, default=0, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.threads_worker:
+    worker(args)
+    return
+  unknown = [m for m in args.models.split(',') if m not in models.MODEL_NAMES]
+  if unknown:
+    sys.exit(
+      f'error: unknown model(s) {", ".join(unknown)}; valid: {", ".join(models.MODEL_NAMES)}'
+    )
+  if args.checkpoint and ',' in args.models:
+    sys.exit('error: --checkpoint times one model: pass --models=NAME too.')
+  available = len(os.sched_getaffinity(0))
+  threads = [int(t) for t in args.threads.split(',')]
+  if max(threads) > available or min(threads) < 1:
+    sys.exit(f'error: --threads {args.threads}: this process may use {available} core(s).')
+  os.makedirs(args.out, exist_ok=True)
+  records = []
+  forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith('--out')]
+  for count in threads:
+    print(f'{count} thread(s):', file=sys.stderr, flush=True)
+    result = subprocess.run(
+      [sys.executable, os.path.abspath(__file__), *forwarded, f'--threads_worker={count}'],
+      capture_output=True,
+      text=True,
+      check=False,
+    )
+    if result.returncode:
+      sys.exit(f'error: the {count}-thread run failed:\n{result.stderr[-3000:]}')
+    records.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  versions = records[0]['versions']
+  machine = (
+    f'Measured on {_cpu_model()}, {", ".join(str(r["threads"]) for r in records)} thread(s) '
+    f'(pinned cores), batch {args.batch}, median of {args.runs} runs; jax {versions["jax"]}, '
+    f'jaxlib {versions["jaxlib"]}, torch {versions["torch"]}. Peak (2048x2048 float32 matmul): '
+    + ', '.join(f'{r["peak_gflops"]:.0f} GFLOP/s on {r["threads"]}' for r in records)
+    + '. Article runtimes: PyTorch on an Intel Xeon E5-2640 v3.'
+  )
+  text3 = table3(records)
+  print(machine)
+  print(text3)
+  with open(os.path.join(args.out, 'table3.md'), 'w') as f:
+    f.write(machine + '\n\n' + text3 + '\n')
+  if not args.skip_figure1:
+    text1 = figure1_table(records)
+    print(text1)
+    with open(os.path.join(args.out, 'figure1.md'), 'w') as f:
+      f.write(machine + '\n\n' + text1 + '\n')
+    figure1_plot(records, os.path.join(args.out, 'figure1.png'))
+  with open(os.path.join(args.out, 'results.json'), 'w') as f:
+    json.dump({'machine': machine, 'records': records}, f, indent=2)
+  print(f'wrote {args.out}/table3.md, figure1.md, figure1.png, results.json')
+
+
+if __name__ == '__main__':
+  main()

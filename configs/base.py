@@ -1,0 +1,98 @@
+"""Shared defaults of every experiment, and the `:smoke` / `:paper` variants.
+
+A config file calls `get_base_config(model_name)`, overrides what differs and
+passes its argument to `apply_variant`:
+- no argument: a schedule sized for this project's 2-core CPU machine;
+- `smoke`: a few steps on a tiny dataset, for tests;
+- `paper`: the article's schedule (AdamW, lr 5e-4, batch 8, x0.1 decay at
+  epochs 60 and 90, 100 epochs).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+import models
+from data import pipeline
+
+VARIANTS = ('smoke', 'paper')
+
+
+def get_base_config(model: str) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # 'distill': learn the teacher's outputs; 'supervised': learn the dataset's landmarks.
+  config.task = 'distill'
+  config.seed = 0
+  config.model = models.default_config(model)
+  config.model.name = model
+  config.teacher = ml_collections.ConfigDict(
+    {
+      # A saved model folder (tools.convert_fomm or a trained teacher's export).
+      'checkpoint': 'workdirs/teacher/model',
+      # When that folder is empty and the data is synthetic: the variant of
+      # configs/teacher.py trained there first ('' for its default).
+      'train_variant': '',
+    }
+  )
+  config.data = pipeline.default_config()
+  # Weights of the loss terms: L1 = kp + jacobian (the series' best), L2 adds the
+  # heatmap term, L3 also attention transfer.
+  config.loss = ml_collections.ConfigDict(
+    {'kp': 1.0, 'jacobian': 1.0, 'heatmap': 0.0, 'attention': 0.0, 'attention_p': 2.0}
+  )
+  config.optim = ml_collections.ConfigDict(
+    {
+      'name': 'adamw',
+      'lr': 1e-3,
+      'b1': 0.9,
+      'b2': 0.999,
+      'weight_decay': 1e-4,
+      'momentum': 0.9,
+      'milestones': (750,),  # steps at which the lr is multiplied by decay_factor
+      'decay_factor': 0.1,
+      'clip_norm': 0.0,  # 0: no clipping
+    }
+  )
+  # Sized for the 2-core CPU machine: 30-38 images/s for EdgeSegNet, so 1,000 steps
+  # of 16 take about 8 minutes (docs/results.md).
+  config.batch_size = 16
+  config.num_steps = 1000
+  config.eval_every = 500
+  config.eval_batch_size = 100
+  config.checkpoint_every = 250
+  config.keep_checkpoints = 2
+  config.log_every = 25
+  # Warm start from another run's checkpoint folder (its workdir) or a saved model.
+  config.init_from = ''
+  # Also save the final model here in the shared model format ('' for no export).
+  config.export_model = ''
+  return config
+
+
+def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  """Applies `:smoke` or `:paper`; the default (None or '') leaves the config as it is."""
+  if not arg:
+    return config
+  if arg not in VARIANTS:
+    raise ValueError(f'unknown config argument {arg!r}; valid: {", ".join(VARIANTS)}.')
+  if arg == 'smoke':
+    config.data.update({'train_size': 48, 'validation_size': 16, 'test_size': 16})
+    config.data.data_dir = 'datasets/smoke'
+    config.teacher.checkpoint = 'workdirs/teacher_smoke/model'
+    config.teacher.train_variant = 'smoke'
+    config.optim.milestones = ()
+    config.batch_size = 4
+    config.num_steps = 6
+    config.eval_every = 3
+    config.checkpoint_every = 3
+    config.log_every = 1
+    config.eval_batch_size = 8
+  else:
+    epoch = config.data.train_size // 8
+    config.optim.update({'name': 'adamw', 'lr': 5e-4, 'milestones': (60 * epoch, 90 * epoch)})
+    config.batch_size = 8
+    config.num_steps = 100 * epoch
+    config.eval_every = epoch
+    config.checkpoint_every = epoch
+    config.log_every = 100
+  return config

@@ -1,0 +1,15 @@
+"""Distils the Squeeze Encoder Decoder from the teacher (loss L1: keypoints + jacobians).
+
+Command:
+  python main.py --config=configs/squeeze_encdec.py
+Variants: `configs/squeeze_encdec.py:smoke` (tests), `configs/squeeze_encdec.py:paper`
+(the article's schedule). Expected runtime and result on the 2-core CPU machine:
+docs/results.md (measured).
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+  config = base.get_base_config('squeeze_encdec')
+  return base.apply_variant(config, arg)

@@ -1,0 +1,15 @@
+"""Distils Squeeze U-Net with depthwise separable convs from the teacher (loss L1).
+
+Command:
+  python main.py --config=configs/squeeze_unet_dsc.py
+Variants: `configs/squeeze_unet_dsc.py:smoke` (tests), `configs/squeeze_unet_dsc.py:paper`
+(the article's schedule). Expected runtime and result on the 2-core CPU machine:
+docs/results.md (measured).
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+  config = base.get_base_config('squeeze_unet_dsc')
+  return base.apply_variant(config, arg)

@@ -1,0 +1,34 @@
+"""The teacher: FOMM's keypoint detector trained on synthetic_faces' landmarks (supervised).
+
+Command:
+  python main.py --config=configs/teacher.py
+Expected on the 2-core CPU machine: see docs/results.md (measured).
+
+FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
+max_features 128; 35 images/s of training on 2 cores) so that it trains in
+about 8 minutes on a CPU; it takes 64x64
+frames (scale_factor 1: the pipeline downsamples larger frames once). The
+final model is exported to workdirs/teacher/model, the format the FOMM
+converter writes, which the distillation configs load.
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+  config = base.get_base_config('fomm_teacher')
+  config.task = 'supervised'
+  config.model.update({'block_expansion': 8, 'max_features': 128, 'scale_factor': 1.0})
+  config.optim.lr = 2e-3
+  config.optim.milestones = (750,)
+  config.batch_size = 16
+  config.num_steps = 1000
+  config.eval_every = 500
+  config.checkpoint_every = 500
+  config.export_model = 'workdirs/teacher/model'
+  config = base.apply_variant(config, arg)
+  if arg == 'smoke':
+    config.model.update({'block_expansion': 4, 'max_features': 16, 'num_blocks': 3})
+    config.optim.milestones = ()
+    config.export_model = 'workdirs/teacher_smoke/model'
+  return config

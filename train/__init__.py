@@ -1,0 +1,1 @@
+"""Distillation: losses, the jitted step, checkpoints and the training loop."""
