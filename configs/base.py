@@ -48,18 +48,18 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
       'b2': 0.999,
       'weight_decay': 1e-4,
       'momentum': 0.9,
-      'milestones': (750,),  # steps at which the lr is multiplied by decay_factor
+      'milestones': (600,),  # steps at which the lr is multiplied by decay_factor
       'decay_factor': 0.1,
       'clip_norm': 0.0,  # 0: no clipping
     }
   )
-  # Sized for the 2-core CPU machine: 30-38 images/s for EdgeSegNet, so 1,000 steps
-  # of 16 take about 8 minutes (docs/results.md).
+  # Sized for the 2-core CPU machine: 26-38 images/s for EdgeSegNet, so 800 steps
+  # of 16 take 6-8 minutes (docs/results.md).
   config.batch_size = 16
-  config.num_steps = 1000
-  config.eval_every = 500
+  config.num_steps = 800
+  config.eval_every = 400
   config.eval_batch_size = 100
-  config.checkpoint_every = 250
+  config.checkpoint_every = 200
   config.keep_checkpoints = 2
   config.log_every = 25
   # Warm start from another run's checkpoint folder (its workdir) or a saved model.

@@ -5,8 +5,8 @@ Command:
 Expected on the 2-core CPU machine: see docs/results.md (measured).
 
 FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
-max_features 128; 35 images/s of training on 2 cores) so that it trains in
-about 8 minutes on a CPU; it takes 64x64
+max_features 128; 26-35 images/s of training on 2 cores) so that 800 steps
+of 16 train in 6-8 minutes on a CPU; it takes 64x64
 frames (scale_factor 1: the pipeline downsamples larger frames once). The
 final model is exported to workdirs/teacher/model, the format the FOMM
 converter writes, which the distillation configs load.
@@ -20,11 +20,11 @@ def get_config(arg: str | None = None):
   config.task = 'supervised'
   config.model.update({'block_expansion': 8, 'max_features': 128, 'scale_factor': 1.0})
   config.optim.lr = 2e-3
-  config.optim.milestones = (750,)
+  config.optim.milestones = (600,)
   config.batch_size = 16
-  config.num_steps = 1000
-  config.eval_every = 500
-  config.checkpoint_every = 500
+  config.num_steps = 800
+  config.eval_every = 400
+  config.checkpoint_every = 400
   config.export_model = 'workdirs/teacher/model'
   config = base.apply_variant(config, arg)
   if arg == 'smoke':

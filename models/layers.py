@@ -163,34 +163,8 @@ class ConvTranspose(nnx.Module):
     return _record(self, x, y)
 
 
-class DepthwiseConv(nnx.Module):
-  """Conv2d with groups = channels, kernel (k, k, C), run as shifted multiply-adds."""
-
-  def __init__(
-    self,
-    features: int,
-    kernel_size: int,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    use_bias: bool = True,
-    rngs: nnx.Rngs,
-  ):
-    fan_in = kernel_size * kernel_size
-    self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
-    self.bias = nnx.Param(_torch_uniform(rngs, (features,), fan_in)) if use_bias else None
-    self.stride = stride
-    self.padding = padding
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    y = ops.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
-    if self.bias is not None:
-      y = y + self.bias[...]
-    return _record(self, x, y)
-
-
-class DepthwiseConvTranspose(nnx.Module):
-  """ConvTranspose2d with groups = channels, kernel (k, k, C)."""
+class _Depthwise(nnx.Module):
+  """Kernel (k, k, C) and bias of a conv with groups = channels (PyTorch fan_in: k * k)."""
 
   def __init__(
     self,
@@ -210,6 +184,23 @@ class DepthwiseConvTranspose(nnx.Module):
     self.padding = padding
     self.output_padding = output_padding
 
+  def _finish(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    if self.bias is not None:
+      y = y + self.bias[...]
+    return _record(self, x, y)
+
+
+class DepthwiseConv(_Depthwise):
+  """Conv2d with groups = channels, run as shifted multiply-adds."""
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = ops.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
+    return self._finish(x, y)
+
+
+class DepthwiseConvTranspose(_Depthwise):
+  """ConvTranspose2d with groups = channels."""
+
   def __call__(self, x: jax.Array) -> jax.Array:
     y = ops.depthwise_conv_transpose2d(
       x,
@@ -218,9 +209,7 @@ class DepthwiseConvTranspose(nnx.Module):
       padding=self.padding,
       output_padding=self.output_padding,
     )
-    if self.bias is not None:
-      y = y + self.bias[...]
-    return _record(self, x, y)
+    return self._finish(x, y)
 
 
 class DepthwiseSeparable(nnx.Module):

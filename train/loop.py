@@ -37,6 +37,14 @@ class TrainingError(RuntimeError):
   """Training cannot go on (a NaN loss); the last good checkpoint stays."""
 
 
+def _student_options(config) -> dict:
+  """The model options, with a teacher architecture taking 64x64 input (see pipeline)."""
+  options = config_checks.model_options(config)
+  if config.model.name == 'fomm_teacher':
+    options['scale_factor'] = 1.0
+  return options
+
+
 def _weights(config) -> dict[str, float]:
   return {name: float(config.loss[name]) for name in ('kp', 'jacobian', 'heatmap', 'attention')}
 
@@ -168,11 +176,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info('teacher from %s', config.teacher.checkpoint)
   teacher_state = jax.device_put(frozen.state, replicated) if frozen else None
 
-  options = config_checks.model_options(config)
-  if config.model.name == 'fomm_teacher':
-    options['scale_factor'] = 1.0  # the pipeline delivers 64x64 frames
   model = models.create_model(
-    config.model.name, options, rngs=nnx.Rngs(params=config.seed, dropout=config.seed)
+    config.model.name,
+    _student_options(config),
+    rngs=nnx.Rngs(params=config.seed, dropout=config.seed),
   )
   student, params, batch_stats = Student.split(model)
   optimizer, schedule = make_optimizer(config.optim, config.num_steps)
@@ -259,7 +266,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if val_metrics is None:  # resumed at the very end: evaluate what was restored
     val_metrics, shown = evaluate(eval_step, state, rest, teacher_state, config, builder, put)
   checkpoints.close()
-  results = _results(config, model, state, student, val_metrics, metrics_file.read())
+  results = _results(config, state, val_metrics, metrics_file.read())
   if jax.process_index() == 0:
     _write_outputs(config, workdir, results, metrics_file.read(), shown)
     if config.export_model:
@@ -313,12 +320,14 @@ def _warm_start(config, state: TrainState, abstract: dict) -> TrainState:
   return TrainState(state.step, params, batch_stats, state.opt_state)
 
 
-def _results(config, model, state, student, val_metrics, records) -> dict[str, Any]:
+def _results(config, state, val_metrics, records) -> dict[str, Any]:
   train = [r['loss'] for r in records if r['split'] == 'train']
   evals = [r['step'] for r in records if r['split'] == 'validation']
   window_start = evals[-2] if len(evals) > 1 else 0
   recent = [r['loss'] for r in records if r['split'] == 'train' and r['step'] > window_start]
-  counted = summary.summarize(model, per_layer_xla=False)
+  # The live model's buffers were donated to the train step: count a fresh one of the same config.
+  fresh = models.create_model(config.model.name, _student_options(config), rngs=nnx.Rngs(0))
+  counted = summary.summarize(fresh, per_layer_xla=False)
   return {
     'model': config.model.name,
     'task': config.task,
@@ -352,9 +361,7 @@ def _write_outputs(config, workdir, results, records, shown) -> None:
 
 def _export(config, student: Student, state: TrainState, rest) -> None:
   model = student.merge(state.params, state.batch_stats, rest, train=False)
-  options = config_checks.model_options(config)
-  if config.model.name == 'fomm_teacher':
-    options['scale_factor'] = 1.0
+  options = _student_options(config)
   path = os.path.abspath(config.export_model)
   if os.path.exists(path):
     import shutil
@@ -381,10 +388,7 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   frozen = None
   if config.task == 'distill':
     frozen = Teacher.split(teacher.obtain_teacher(config)[0])
-  options = config_checks.model_options(config)
-  if config.model.name == 'fomm_teacher':
-    options['scale_factor'] = 1.0
-  model = models.create_model(config.model.name, options, rngs=nnx.Rngs(config.seed))
+  model = models.create_model(config.model.name, _student_options(config), rngs=nnx.Rngs(0))
   student, params, batch_stats = Student.split(model)
   optimizer, _ = make_optimizer(config.optim, config.num_steps)
   state = TrainState(jnp.zeros((), jnp.int32), params, batch_stats, optimizer.init(params))
