@@ -2,7 +2,8 @@
 
 Command:
   python main.py --config=configs/teacher.py
-Expected on the 2-core CPU machine: see docs/results.md (measured).
+Measured on the 2-core CPU machine (inside the main job, docs/results.md): about 9 minutes;
+train loss 0.0056, val loss 0.0032, val keypoint distance to the true landmarks 0.0473.
 
 FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
 max_features 128; 26-35 images/s of training on 2 cores) so that 800 steps

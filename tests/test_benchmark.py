@@ -18,7 +18,7 @@ def test_quick_benchmark_writes_tables_plot_and_json(tmp_path, capsys):
       f'--out={tmp_path}',
     ]
   )
-  for name in ('table3.md', 'figure1.md', 'figure1.png', 'results.json'):
+  for name in ('table3.md', 'figure1.md', 'ablations.md', 'figure1.png', 'results.json'):
     assert (tmp_path / name).exists(), name
   results = json.loads((tmp_path / 'results.json').read_text())
   assert [r['threads'] for r in results['records']] == threads

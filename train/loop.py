@@ -253,6 +253,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       tqdm.write(
         f'step {step}: validation ' + ', '.join(f'{k} {v:.4g}' for k, v in val_metrics.items())
       )
+      window_start = time.perf_counter()  # images/s measures training, not evaluation
     if step % config.checkpoint_every == 0 or is_last:
       val_loss = val_metrics['loss'] if val_metrics and step % config.eval_every == 0 else None
       if is_last and val_metrics:
