@@ -3,7 +3,9 @@
 Command:
   python main.py --config=configs/l3unet.py
 Variants: `configs/l3unet.py:smoke` (tests), `configs/l3unet.py:paper` (the article's
-schedule). Expected runtime and result on the 2-core CPU machine: docs/results.md (measured).
+schedule). Measured on the 2-core CPU machine with the default teacher in place (docs/results.md):
+10 min 16 s (the CI run shared the CPU); train loss 0.0063, val loss 0.0052, val distance
+0.0744 (student to truth 0.088).
 """
 
 from configs import base

@@ -3,8 +3,9 @@
 Command:
   python main.py --config=configs/squeeze_encdec.py
 Variants: `configs/squeeze_encdec.py:smoke` (tests), `configs/squeeze_encdec.py:paper`
-(the article's schedule). Expected runtime and result on the 2-core CPU machine:
-docs/results.md (measured).
+(the article's schedule). Measured on the 2-core CPU machine with the default teacher in
+place (docs/results.md): 6 min 56 s; train loss 0.0056, val loss 0.0039,
+val distance 0.0596 (student to truth 0.071).
 """
 
 from configs import base
