@@ -89,6 +89,20 @@ def _torch_uniform(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int) -> jax.A
   return jnp.asarray((unit * np.float32(2) - np.float32(1)) * bound)
 
 
+def _kernel_and_bias(rngs, shape, fan_in, use_bias) -> tuple[nnx.Param, nnx.Param | None]:
+  """PyTorch-initialised kernel of `shape` and a bias of its last dimension."""
+  kernel = nnx.Param(_torch_uniform(rngs, shape, fan_in))
+  bias = nnx.Param(_torch_uniform(rngs, (shape[-1],), fan_in)) if use_bias else None
+  return kernel, bias
+
+
+def _finish(layer: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Adds the layer's bias (if any) and reports the call to the recorder."""
+  if layer.bias is not None:
+    y = y + layer.bias[...]
+  return _record(layer, x, y)
+
+
 class Conv(nnx.Module):
   """Conv2d with symmetric integer padding (PyTorch's), kernel (k, k, in, out)."""
 
@@ -103,10 +117,9 @@ class Conv(nnx.Module):
     use_bias: bool = True,
     rngs: nnx.Rngs,
   ):
-    fan_in = in_features * kernel_size * kernel_size
     shape = (kernel_size, kernel_size, in_features, out_features)
-    self.kernel = nnx.Param(_torch_uniform(rngs, shape, fan_in))
-    self.bias = nnx.Param(_torch_uniform(rngs, (out_features,), fan_in)) if use_bias else None
+    fan_in = in_features * kernel_size * kernel_size
+    self.kernel, self.bias = _kernel_and_bias(rngs, shape, fan_in, use_bias)
     self.stride = stride
     self.padding = padding
 
@@ -115,9 +128,7 @@ class Conv(nnx.Module):
     y = lax.conv_general_dilated(
       x, self.kernel[...], (self.stride, self.stride), (pad, pad), dimension_numbers=_DIMENSIONS
     )
-    if self.bias is not None:
-      y = y + self.bias[...]
-    return _record(self, x, y)
+    return _finish(self, x, y)
 
 
 class ConvTranspose(nnx.Module):
@@ -139,10 +150,9 @@ class ConvTranspose(nnx.Module):
     rngs: nnx.Rngs,
   ):
     # PyTorch takes fan_in from dim 1 of its (in, out, k, k) weight: out * k * k.
-    fan_in = out_features * kernel_size * kernel_size
     shape = (kernel_size, kernel_size, in_features, out_features)
-    self.kernel = nnx.Param(_torch_uniform(rngs, shape, fan_in))
-    self.bias = nnx.Param(_torch_uniform(rngs, (out_features,), fan_in)) if use_bias else None
+    fan_in = out_features * kernel_size * kernel_size
+    self.kernel, self.bias = _kernel_and_bias(rngs, shape, fan_in, use_bias)
     self.stride = stride
     self.padding = padding
     self.output_padding = output_padding
@@ -158,9 +168,7 @@ class ConvTranspose(nnx.Module):
       lhs_dilation=(self.stride, self.stride),
       dimension_numbers=_DIMENSIONS,
     )
-    if self.bias is not None:
-      y = y + self.bias[...]
-    return _record(self, x, y)
+    return _finish(self, x, y)
 
 
 class _Depthwise(nnx.Module):
@@ -177,17 +185,11 @@ class _Depthwise(nnx.Module):
     use_bias: bool = True,
     rngs: nnx.Rngs,
   ):
-    fan_in = kernel_size * kernel_size
-    self.kernel = nnx.Param(_torch_uniform(rngs, (kernel_size, kernel_size, features), fan_in))
-    self.bias = nnx.Param(_torch_uniform(rngs, (features,), fan_in)) if use_bias else None
+    shape = (kernel_size, kernel_size, features)
+    self.kernel, self.bias = _kernel_and_bias(rngs, shape, kernel_size * kernel_size, use_bias)
     self.stride = stride
     self.padding = padding
     self.output_padding = output_padding
-
-  def _finish(self, x: jax.Array, y: jax.Array) -> jax.Array:
-    if self.bias is not None:
-      y = y + self.bias[...]
-    return _record(self, x, y)
 
 
 class DepthwiseConv(_Depthwise):
@@ -195,7 +197,7 @@ class DepthwiseConv(_Depthwise):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = ops.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
-    return self._finish(x, y)
+    return _finish(self, x, y)
 
 
 class DepthwiseConvTranspose(_Depthwise):
@@ -209,7 +211,7 @@ class DepthwiseConvTranspose(_Depthwise):
       padding=self.padding,
       output_padding=self.output_padding,
     )
-    return self._finish(x, y)
+    return _finish(self, x, y)
 
 
 class DepthwiseSeparable(nnx.Module):
