@@ -93,7 +93,7 @@ def _load_weights(name: str, checkpoint: str | None):
     model, meta = saved.load_model(path)
     if meta['model'] != name:
       raise ValueError(f'--checkpoint {checkpoint} holds a {meta["model"]}, not {name}.')
-    return model, saved._tuples(meta['config'])
+    return model, saved.tuples_from_json(meta['config'])
   model = models.create_model(name, rngs=nnx.Rngs(0))
   model.eval()
   return model, dict(models.default_config(name))
@@ -116,7 +116,7 @@ def _export_best(workdir: str) -> str:
   meta = checkpoints.meta(step)
   options = {k: v for k, v in meta['config']['model'].items() if k != 'name'}
   name = meta['config']['model']['name']
-  model = models.create_model(name, saved._tuples(options), rngs=nnx.Rngs(0))
+  model = models.create_model(name, saved.tuples_from_json(options), rngs=nnx.Rngs(0))
   import orbax.checkpoint as ocp
 
   pure = ocp.PyTreeCheckpointer().restore(os.path.join(checkpoints.directory, str(step), 'state'))
@@ -478,7 +478,10 @@ def main(argv: list[str] | None = None) -> None:
       f.write(machine + '\n\n' + text_ablation + '\n')
   with open(os.path.join(args.out, 'results.json'), 'w') as f:
     json.dump({'machine': machine, 'records': records}, f, indent=2)
-  print(f'wrote {args.out}/table3.md, figure1.md, ablations.md, figure1.png, results.json')
+  written = ['table3.md', 'results.json']
+  if not args.skip_figure1:
+    written += ['figure1.md', 'ablations.md', 'figure1.png']
+  print(f'wrote {", ".join(os.path.join(args.out, name) for name in written)}')
 
 
 if __name__ == '__main__':

@@ -36,6 +36,7 @@ def step_rate(model_name: str, batch: int, steps: int) -> float:
   from flax import nnx
 
   import models
+  from configs import base
   from configs import teacher as teacher_config
   from train.step import Student, Teacher, TrainState, make_optimizer, make_train_step
 
@@ -44,7 +45,7 @@ def step_rate(model_name: str, batch: int, steps: int) -> float:
   teacher = Teacher.split(models.create_model('fomm_teacher', teacher_options, rngs=nnx.Rngs(0)))
   model = models.create_model(model_name, rngs=nnx.Rngs(params=0, dropout=0))
   student, params, batch_stats = Student.split(model)
-  optim = __import__('configs.base', fromlist=['x']).get_base_config(model_name).optim
+  optim = base.get_base_config(model_name).optim
   optimizer, schedule = make_optimizer(optim, 1000)
   state = TrainState(
     jax.numpy.zeros((), jax.numpy.int32), params, batch_stats, optimizer.init(params)

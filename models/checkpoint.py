@@ -30,12 +30,12 @@ def _checkpointer() -> ocp.Checkpointer:
   return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
 
 
-def _tuples(value: Any) -> Any:
+def tuples_from_json(value: Any) -> Any:
   """JSON turns tuples into lists; configs use tuples."""
   if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
+    return tuple(tuples_from_json(v) for v in value)
   if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
+    return {k: tuples_from_json(v) for k, v in value.items()}
   return value
 
 
@@ -95,7 +95,7 @@ def load_model(directory: str | os.PathLike) -> tuple[KeypointModel, dict[str, A
     ValueError: when the folder is missing, damaged or does not match its config.
   """
   meta = read_metadata(directory)
-  config = registry.model_config(meta['model'], _tuples(meta['config']))
+  config = registry.model_config(meta['model'], tuples_from_json(meta['config']))
   model = registry.create_model(meta['model'], config, rngs=nnx.Rngs(0))
   state = nnx.state(model, SAVED)
   target = nnx.to_pure_dict(state)

@@ -156,3 +156,25 @@ def test_existing_output_and_missing_file(tmp_path, capsys):
 def test_load_model_errors_are_clear(tmp_path):
   with pytest.raises(ValueError, match='no saved model at'):
     checkpoint.load_model(tmp_path)
+
+
+def test_converted_256_teacher_is_used_at_64_without_a_second_downsampling(tmp_path):
+  """Frames reach the teacher already downsampled: it is rebuilt at scale 1, same weights."""
+  from configs import edgeseg
+  from train.teacher import obtain_teacher
+
+  twin = _twin()
+  source = tmp_path / 'vox-cpk.pth.tar'
+  _save_like_fomm(twin, source)
+  convert_fomm.main([f'--checkpoint={source}', f'--out={tmp_path / "teacher"}'])
+  config = edgeseg.get_config('smoke')
+  config.teacher.checkpoint = str(tmp_path / 'teacher')
+  teacher, meta = obtain_teacher(config)
+  assert meta['config']['scale_factor'] == 0.25 and teacher.scale_factor == 1.0
+  frames = np.random.default_rng(0).uniform(size=(1, 256, 256, 3)).astype(np.float32)
+  from models import ops
+
+  small = np.asarray(ops.anti_alias_downsample(frames, 0.25))
+  with torch.inference_mode():
+    theirs = twin(torch.from_numpy(frames.transpose(0, 3, 1, 2)))
+  np.testing.assert_allclose(teacher(small)['kp'], theirs['kp'].numpy(), atol=1e-4)

@@ -82,10 +82,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
     model.check_input_shape((1, size, size, 3))
   except ValueError as error:
     raise ConfigError(f'config: {error}') from error
-
-
-def model_input_size(config: ml_collections.ConfigDict) -> int:
-  """The size the pipeline delivers: 64 (the students' input, and the teacher's after its
-  own downsampling; frames stored larger are downsampled once, in the pipeline)."""
-  del config
-  return 64

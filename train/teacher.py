@@ -42,7 +42,9 @@ def obtain_teacher(config: ml_collections.ConfigDict) -> tuple[models.base.Keypo
   if meta['config'].get('scale_factor', 1.0) != 1.0:
     logging.info('teacher: input arrives at 64x64; dropping its internal downsampling')
     options = dict(meta['config'], scale_factor=1.0)
-    rebuilt = models.create_model('fomm_teacher', checkpoint._tuples(options), rngs=nnx.Rngs(0))
+    rebuilt = models.create_model(
+      'fomm_teacher', checkpoint.tuples_from_json(options), rngs=nnx.Rngs(0)
+    )
     nnx.update(rebuilt, nnx.state(teacher, checkpoint.SAVED))
     rebuilt.eval()
     teacher = rebuilt
