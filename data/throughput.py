@@ -38,6 +38,7 @@ def step_rate(model_name: str, batch: int, steps: int) -> float:
   import models
   from configs import base
   from configs import teacher as teacher_config
+  from models import compiler
   from train.step import Student, Teacher, TrainState, make_optimizer, make_train_step
 
   teacher_options = dict(teacher_config.get_config().model)
@@ -51,7 +52,7 @@ def step_rate(model_name: str, batch: int, steps: int) -> float:
     jax.numpy.zeros((), jax.numpy.int32), params, batch_stats, optimizer.init(params)
   )
   weights = {'kp': 1.0, 'jacobian': 1.0, 'heatmap': 0.0, 'attention': 0.0}
-  step = jax.jit(
+  step = compiler.jit(
     make_train_step(student, teacher, optimizer, schedule, weights, attention_p=2.0, seed=0),
     donate_argnums=0,
   )

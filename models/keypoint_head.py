@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import ops
+from models import layers, ops
 from models.layers import Conv
 
 
@@ -54,14 +54,15 @@ class KeypointHead(nnx.Module):
 
   def __call__(self, features: jax.Array) -> dict[str, jax.Array]:
     """Returns `kp` (B, K, 2), `jacobian` (B, K, 2, 2) and `heatmap` (B, K, H, W)."""
-    logits = self.kp(features)
+    # One conv for both heads: the teacher's 7x7 heads read a 64x64x35 map once.
+    logits, jacobian_map = layers.shared_input_convs([self.kp, self.jacobian], features)
     batch, height, width, num_kp = logits.shape
     flat = logits.reshape(batch, height * width, num_kp) / self.temperature
     heatmap = jax.nn.softmax(flat, axis=1).reshape(batch, height, width, num_kp)
     grid = ops.coordinate_grid(height, width)
     kp = jnp.einsum('bhwk,hwd->bkd', heatmap, grid)
 
-    jacobian_map = self.jacobian(features).reshape(batch, height, width, self.num_jacobian_maps, 4)
+    jacobian_map = jacobian_map.reshape(batch, height, width, self.num_jacobian_maps, 4)
     # A single shared map broadcasts over the keypoints.
     jacobian_map = jnp.broadcast_to(jacobian_map, (batch, height, width, num_kp, 4))
     jacobian = jnp.einsum('bhwk,bhwkd->bkd', heatmap, jacobian_map)

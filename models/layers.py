@@ -17,17 +17,14 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax import lax
 
-from models import ops
-
-_DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
+from models import convolution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,11 +121,29 @@ class Conv(nnx.Module):
     self.padding = padding
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    pad = (self.padding, self.padding)
-    y = lax.conv_general_dilated(
-      x, self.kernel[...], (self.stride, self.stride), (pad, pad), dimension_numbers=_DIMENSIONS
-    )
+    y = convolution.conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
     return _finish(self, x, y)
+
+
+def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
+  """Runs convs of the same geometry on the same input as one conv.
+
+  Their kernels are concatenated along outputs, so the input is read once and
+  the matmul underneath is wider; the result is split back per conv. Each
+  conv is still reported to the layer recorder.
+  """
+  first = convs[0]
+  geometry = (first.kernel.shape[:3], first.stride, first.padding)
+  if any((c.kernel.shape[:3], c.stride, c.padding) != geometry for c in convs):
+    raise ValueError('shared_input_convs: the convs differ in kernel size, inputs or padding.')
+  kernel = jnp.concatenate([c.kernel[...] for c in convs], axis=-1)
+  y = convolution.conv2d(x, kernel, stride=first.stride, padding=first.padding)
+  outputs, start = [], 0
+  for c in convs:
+    width = c.kernel.shape[-1]
+    outputs.append(_finish(c, x, y[..., start : start + width]))
+    start += width
+  return outputs
 
 
 class ConvTranspose(nnx.Module):
@@ -158,15 +173,12 @@ class ConvTranspose(nnx.Module):
     self.output_padding = output_padding
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    size = self.kernel.shape[0]
-    before, after, _ = ops.transpose_padding(size, self.stride, self.padding, self.output_padding)
-    y = lax.conv_general_dilated(
+    y = convolution.conv_transpose2d(
       x,
-      self.kernel[...][::-1, ::-1],
-      (1, 1),
-      ((before, after), (before, after)),
-      lhs_dilation=(self.stride, self.stride),
-      dimension_numbers=_DIMENSIONS,
+      self.kernel[...],
+      stride=self.stride,
+      padding=self.padding,
+      output_padding=self.output_padding,
     )
     return _finish(self, x, y)
 
@@ -196,7 +208,7 @@ class DepthwiseConv(_Depthwise):
   """Conv2d with groups = channels, run as shifted multiply-adds."""
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = ops.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
+    y = convolution.depthwise_conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
     return _finish(self, x, y)
 
 
@@ -204,7 +216,7 @@ class DepthwiseConvTranspose(_Depthwise):
   """ConvTranspose2d with groups = channels."""
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = ops.depthwise_conv_transpose2d(
+    y = convolution.depthwise_conv_transpose2d(
       x,
       self.kernel[...],
       stride=self.stride,

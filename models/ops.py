@@ -3,7 +3,8 @@
 Every function here is a pure function of arrays, so the layers in
 `models.layers` and the tests can use them directly. Geometry (padding, output
 sizes, interpolation) follows PyTorch, the framework of the article and of
-FOMM, so that weights port one-to-one.
+FOMM, so that weights port one-to-one. Convolutions live in
+`models.convolution`.
 """
 
 from __future__ import annotations
@@ -14,100 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-
-Padding = int | tuple[int, int]
-
-
-def _pair(padding: Padding) -> tuple[int, int]:
-  return (padding, padding) if isinstance(padding, int) else tuple(padding)
-
-
-def depthwise_conv2d(
-  x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: Padding = 0
-) -> jax.Array:
-  """Depthwise 2-D convolution written as shifted multiply-adds.
-
-  Equal to `lax.conv_general_dilated(..., feature_group_count=C)` with a
-  (kh, kw, 1, C) kernel, but XLA:CPU runs grouped convolutions 3-20x slower
-  than this form, which it fuses into one elementwise loop.
-
-  Args:
-    x: (B, H, W, C) input.
-    kernel: (kh, kw, C), one filter per channel.
-    stride: the same stride along both spatial axes.
-    padding: zeros added on each side of H and W, an int or (before, after).
-
-  Returns:
-    (B, Ho, Wo, C) with Ho = (H + before + after - kh) // stride + 1.
-  """
-  kh, kw, channels = kernel.shape
-  if x.shape[-1] != channels:
-    raise ValueError(f'depthwise_conv2d: input has {x.shape[-1]} channels, kernel {channels}.')
-  before, after = _pair(padding)
-  x = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
-  batch, height, width, _ = x.shape
-  out_h = (height - kh) // stride + 1
-  out_w = (width - kw) // stride + 1
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = lax.slice(
-        x,
-        (0, i, j, 0),
-        (batch, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, channels),
-        (1, stride, stride, 1),
-      )
-      term = tap * kernel[i, j]
-      out = term if out is None else out + term
-  return out
-
-
-def transpose_padding(
-  kernel_size: int, stride: int, padding: int, output_padding: int
-) -> tuple[int, int, int]:
-  """Turns PyTorch ConvTranspose2d geometry into (before, after, interior) zeros.
-
-  A transposed convolution is a stride-1 convolution with the spatially
-  flipped kernel over the input with (stride - 1) zeros between pixels and
-  these borders; its output size is (H - 1) * stride - 2 * padding +
-  kernel_size + output_padding, as in PyTorch.
-  """
-  if not 0 <= output_padding < stride:
-    raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
-  before = kernel_size - 1 - padding
-  return before, before + output_padding, stride - 1
-
-
-def dilate_and_pad(x: jax.Array, before: int, after: int, interior: int) -> jax.Array:
-  """Inserts `interior` zeros between pixels and pads H and W (negative crops)."""
-  zero = jnp.zeros((), x.dtype)
-  config = [(0, 0, 0), (before, after, interior), (before, after, interior), (0, 0, 0)]
-  return lax.pad(x, zero, config)
-
-
-def depthwise_conv_transpose2d(
-  x: jax.Array,
-  kernel: jax.Array,
-  *,
-  stride: int = 1,
-  padding: int = 0,
-  output_padding: int = 0,
-) -> jax.Array:
-  """Depthwise transposed convolution (PyTorch ConvTranspose2d with groups=C).
-
-  Args:
-    x: (B, H, W, C) input.
-    kernel: (kh, kw, C); PyTorch's weight[c, 0, i, j] is kernel[i, j, c].
-    stride: upsampling stride.
-    padding: PyTorch's `padding`.
-    output_padding: PyTorch's `output_padding`.
-
-  Returns:
-    (B, (H - 1) * stride - 2 * padding + kh + output_padding, ..., C).
-  """
-  before, after, interior = transpose_padding(kernel.shape[0], stride, padding, output_padding)
-  x = dilate_and_pad(x, before, after, interior)
-  return depthwise_conv2d(x, kernel[::-1, ::-1], stride=1, padding=0)
 
 
 def max_pool(x: jax.Array, *, window: int, stride: int, padding: int = 0) -> jax.Array:

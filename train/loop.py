@@ -27,7 +27,7 @@ from tqdm import tqdm
 import models
 from data import pipeline
 from models import checkpoint as saved_models
-from models import summary
+from models import compiler, summary
 from train import config_checks, plots, teacher
 from train.checkpoints import CheckpointError, Checkpoints
 from train.step import Student, Teacher, TrainState, make_eval_step, make_optimizer, make_train_step
@@ -202,7 +202,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   state = jax.device_put(state, replicated)
   rest = jax.device_put(student.rest, replicated)
   weights = _weights(config)
-  train_step = jax.jit(
+  train_step = compiler.jit(
     make_train_step(
       student,
       frozen,
@@ -214,7 +214,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ),
     donate_argnums=0,
   )
-  eval_step = jax.jit(make_eval_step(student, frozen, weights, attention_p=config.loss.attention_p))
+  eval_step = compiler.jit(
+    make_eval_step(student, frozen, weights, attention_p=config.loss.attention_p)
+  )
 
   start = int(state.step)
   last = config.num_steps
@@ -396,7 +398,7 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   _check_same_model(checkpoints.meta(step), config, f'{workdir} (checkpoints)')
   pure, _, _ = checkpoints.restore(step, jax.tree.map(np.asarray, _pure(state)))
   state = _from_pure(state, pure)
-  eval_step = jax.jit(
+  eval_step = compiler.jit(
     make_eval_step(student, frozen, _weights(config), attention_p=config.loss.attention_p)
   )
   metrics, _ = evaluate(

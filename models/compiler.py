@@ -1,0 +1,82 @@
+"""Compiling the models: XLA:CPU options, and an ahead-of-time inference function.
+
+jaxlib 0.10 hands every convolution and matmul on CPU to YNNPACK. Its
+convolutions run on one thread, while XLA's own (Eigen) convolutions use
+every core and, at these sizes, are also faster on one core (measured in
+docs/performance.md: 5-37% lower latency per model at 2 threads). So every
+jit in this project compiles with YNNPACK kept for matmuls only. The option
+is per compilation (`compiler_options`), not a process-wide XLA_FLAGS, so
+importing this project changes nothing else in the process.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from flax import nnx
+
+# YNNPACK for dots only; convolutions go to XLA's multi-threaded Eigen kernels.
+CPU_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+
+
+def compiler_options() -> dict[str, str] | None:
+  """The options for the default backend (none off CPU)."""
+  return dict(CPU_OPTIONS) if jax.default_backend() == 'cpu' else None
+
+
+def jit(fn: Callable | None = None, **kwargs: Any) -> Callable:
+  """`jax.jit` with this project's compiler options; usable as a decorator."""
+  if fn is None:
+    return functools.partial(jit, **kwargs)
+  return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+
+
+class InferenceFunction:
+  """A model compiled ahead of time for one input shape, in eval mode.
+
+  The weights are flattened once into a list of arrays, so a call does no
+  Python module traversal: it is one XLA executable call on (weights, images).
+  """
+
+  def __init__(
+    self,
+    model: nnx.Module,
+    input_shape: tuple[int, ...],
+    *,
+    outputs: tuple[str, ...] = ('kp', 'jacobian'),
+    xla_defaults: bool = False,
+  ):
+    """Compiles `model` for float32 images of `input_shape`.
+
+    Args:
+      model: a keypoint model; it is switched to eval mode.
+      input_shape: (B, H, W, 3).
+      outputs: which of the model's outputs to return.
+      xla_defaults: compile with XLA's default options instead of ours (for
+        measuring what they buy).
+    """
+    model.eval()
+    graphdef, state = nnx.split(model)
+    leaves, treedef = jax.tree.flatten(state)
+    self.outputs = tuple(outputs)
+    self.input_shape = tuple(input_shape)
+
+    def forward(leaves, images):
+      out = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))(images)
+      return {name: out[name] for name in self.outputs}
+
+    self.weights = jax.device_put(leaves)
+    images = jax.ShapeDtypeStruct(self.input_shape, jax.numpy.float32)
+    compile_fn = jax.jit if xla_defaults else jit
+    self.compiled = compile_fn(forward).lower(self.weights, images).compile()
+
+  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+    if tuple(images.shape) != self.input_shape:
+      raise ValueError(
+        f'compiled for images of shape {self.input_shape}, got {tuple(images.shape)}; '
+        'build another InferenceFunction for that shape.'
+      )
+    return self.compiled(self.weights, images)

@@ -1,0 +1,304 @@
+"""Convolutions in PyTorch's geometry, written in the forms XLA:CPU runs fastest.
+
+Every function computes exactly what its `lax.conv_general_dilated` spelling
+computes (tests/test_convolution.py checks value and gradient against it);
+only the form differs, chosen per shape from measurements on a 2-core EPYC
+with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
+"ablations"):
+
+- dense conv with a wide kernel on few channels (k >= 5, C <= 16: EdgeSegNet's
+  7x7 stem): a *row-shifted matrix product*. The k column shifts of the input
+  are stacked along channels (k*C), one matmul maps them to all k kernel rows
+  at once (k*O outputs), and k shifted row slices are summed.
+- dense conv with a tiny reduction (k > 1, k*k*C <= 128: RGB stems, 3x3 convs
+  on a handful of channels): *im2col + matmul*.
+- everything else: XLA's own convolution.
+- transposed conv: the *sub-pixel* (polyphase) form. Output pixel (y, x)
+  only meets the kernel taps of its phase (y mod s, x mod s), so one
+  stride-1 conv of the undilated input with all s*s phase kernels stacked
+  along output channels, then depth-to-space, replaces the conv over a
+  zero-inserted input (4x fewer positions at stride 2).
+- depthwise conv: shifted multiply-adds, which XLA fuses into one loop;
+  `feature_group_count` convolutions run 11-33x slower on XLA:CPU.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Padding = int | tuple[int, int]
+
+_DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
+
+# Thresholds of `conv_form`, from per-shape timings of every conv in the zoo.
+_ROW_SHIFT_MIN_KERNEL = 5
+_ROW_SHIFT_MAX_CHANNELS = 16
+_IM2COL_MAX_REDUCTION = 128
+
+
+def _pair(padding: Padding) -> tuple[int, int]:
+  return (padding, padding) if isinstance(padding, int) else tuple(padding)
+
+
+def _pad(x: jax.Array, before: int, after: int) -> jax.Array:
+  """Zero-pads H and W; negative amounts crop."""
+  config = [(0, 0, 0), (before, after, 0), (before, after, 0), (0, 0, 0)]
+  return lax.pad(x, jnp.zeros((), x.dtype), config)
+
+
+def _taps(x: jax.Array, kernel_size: int, stride: int, axis: int) -> list[jax.Array]:
+  """The k strided windows of (already padded) `x` along `axis` (1 = H, 2 = W)."""
+  size = (x.shape[axis] - kernel_size) // stride + 1
+  windows = []
+  for i in range(kernel_size):
+    start = [0] * x.ndim
+    limit = list(x.shape)
+    strides = [1] * x.ndim
+    start[axis], limit[axis], strides[axis] = i, i + (size - 1) * stride + 1, stride
+    windows.append(lax.slice(x, start, limit, strides))
+  return windows
+
+
+def conv_form(kernel_shape: tuple[int, ...]) -> str:
+  """Which form `conv2d` uses for a (k, k, C, O) kernel: 'direct', 'im2col' or 'row_shift'."""
+  kernel_size, _, in_features, _ = kernel_shape
+  if kernel_size >= _ROW_SHIFT_MIN_KERNEL and in_features <= _ROW_SHIFT_MAX_CHANNELS:
+    return 'row_shift'
+  if kernel_size > 1 and kernel_size * kernel_size * in_features <= _IM2COL_MAX_REDUCTION:
+    return 'im2col'
+  return 'direct'
+
+
+def conv2d_direct(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """XLA's convolution of an already padded NHWC input with an HWIO kernel."""
+  return lax.conv_general_dilated(
+    x, kernel, (stride, stride), 'VALID', dimension_numbers=_DIMENSIONS
+  )
+
+
+def conv2d_im2col(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """All k*k taps stacked along channels, then one matmul (padded input)."""
+  kernel_size, _, in_features, out_features = kernel.shape
+  rows = _taps(x, kernel_size, stride, axis=1)
+  patches = jnp.concatenate(
+    [tap for row in rows for tap in _taps(row, kernel_size, stride, axis=2)], axis=-1
+  )
+  batch, out_h, out_w, _ = patches.shape
+  flat = patches.reshape(batch * out_h * out_w, kernel_size * kernel_size * in_features)
+  y = flat @ kernel.reshape(-1, out_features)
+  return y.reshape(batch, out_h, out_w, out_features)
+
+
+def conv2d_row_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """Column shifts stacked along channels, one matmul to every kernel row, row shifts summed."""
+  kernel_size, _, in_features, out_features = kernel.shape
+  columns = jnp.concatenate(_taps(x, kernel_size, stride, axis=2), axis=-1)  # (B, H, Wo, k*C)
+  batch, height, out_w, _ = columns.shape
+  # (j, c) -> (i, o): kernel[i, j, c, o] rearranged so one matmul serves all rows i.
+  weights = kernel.transpose(1, 2, 0, 3).reshape(kernel_size * in_features, -1)
+  per_row = (columns.reshape(-1, kernel_size * in_features) @ weights).reshape(
+    batch, height, out_w, kernel_size, out_features
+  )
+  out_h = (height - kernel_size) // stride + 1
+  out = None
+  for i in range(kernel_size):
+    term = lax.slice(
+      per_row,
+      (0, i, 0, i, 0),
+      (batch, i + (out_h - 1) * stride + 1, out_w, i + 1, out_features),
+      (1, stride, 1, 1, 1),
+    )[:, :, :, 0]
+    out = term if out is None else out + term
+  return out
+
+
+_FORMS = {'direct': conv2d_direct, 'im2col': conv2d_im2col, 'row_shift': conv2d_row_shift}
+
+
+def conv2d(
+  x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: Padding = 0, form: str | None = None
+) -> jax.Array:
+  """PyTorch's Conv2d (no bias) on NHWC with an HWIO kernel, in the fastest form.
+
+  Args:
+    x: (B, H, W, C) input.
+    kernel: (k, k, C, O).
+    stride: the same stride along both spatial axes.
+    padding: zeros on each side of H and W, an int or (before, after).
+    form: force 'direct', 'im2col' or 'row_shift' (default: `conv_form`'s choice).
+
+  Returns:
+    (B, Ho, Wo, O) with Ho = (H + before + after - k) // stride + 1.
+  """
+  if x.shape[-1] != kernel.shape[2]:
+    raise ValueError(f'conv2d: input has {x.shape[-1]} channels, kernel expects {kernel.shape[2]}.')
+  x = _pad(x, *_pair(padding))
+  form = form or conv_form(kernel.shape)
+  return _FORMS[form](x, kernel, stride)
+
+
+def _phases(kernel_size: int, stride: int, padding: int) -> tuple[int, list[list[tuple[int, int]]]]:
+  """The sub-pixel decomposition of a 1-D transposed conv.
+
+  PyTorch's transposed conv adds x[a] * w[i] to output y = a * stride -
+  padding + i. For output phase r = y mod stride only the taps i = t, t +
+  stride, ... with t = (r + padding) mod stride contribute, each reading input
+  a = q + offset for output y = q * stride + r. Returns the smallest offset
+  `low` and, per phase, the (window position, tap) pairs of a stride-1
+  correlation over the input shifted by `low`.
+  """
+  phases = []
+  for r in range(stride):
+    t = (r + padding) % stride
+    base = (r + padding - t) // stride
+    phases.append([(base - m, t + m * stride) for m in range(len(range(t, kernel_size, stride)))])
+  low = min((offset for phase in phases for offset, _ in phase), default=0)
+  return low, [[(offset - low, tap) for offset, tap in phase] for phase in phases]
+
+
+def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
+  """Output size, per-phase taps and the input padding of the sub-pixel form."""
+  if not 0 <= output_padding < stride:
+    raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
+  out_size = (size - 1) * stride - 2 * padding + kernel_size + output_padding
+  low, phases = _phases(kernel_size, stride, padding)
+  window = 1 + max((pos for phase in phases for pos, _ in phase), default=0)
+  per_phase = -(-out_size // stride)
+  # Input index q + low + pos for q < per_phase, pos < window must exist after padding.
+  before = -low
+  after = per_phase - 1 + window - 1 + low - (size - 1)
+  return out_size, phases, window, per_phase, (before, after)
+
+
+def _depth_to_space(y: jax.Array, stride: int, out_h: int, out_w: int) -> jax.Array:
+  """(B, Q, Q', s*s*C) with phase-major channels -> (B, out_h, out_w, C)."""
+  batch, q_h, q_w, channels = y.shape
+  channels //= stride * stride
+  y = y.reshape(batch, q_h, q_w, stride, stride, channels).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(batch, q_h * stride, q_w * stride, channels)[:, :out_h, :out_w]
+
+
+def conv_transpose2d(
+  x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: int = 0, output_padding: int = 0
+) -> jax.Array:
+  """PyTorch's ConvTranspose2d (no bias), as one sub-pixel convolution.
+
+  Args:
+    x: (B, H, W, C) input.
+    kernel: (k, k, C, O); PyTorch's weight[c, o, i, j] is kernel[i, j, c, o].
+    stride: upsampling stride.
+    padding: PyTorch's `padding`.
+    output_padding: PyTorch's `output_padding`.
+
+  Returns:
+    (B, (H - 1) * stride - 2 * padding + k + output_padding, ..., O).
+  """
+  kernel_size, _, in_features, out_features = kernel.shape
+  if x.shape[-1] != in_features:
+    raise ValueError(f'conv_transpose2d: input has {x.shape[-1]} channels, kernel {in_features}.')
+  out_h, phases, window, q_h, pads_h = _transposed_geometry(
+    x.shape[1], kernel_size, stride, padding, output_padding
+  )
+  out_w, _, _, q_w, pads_w = _transposed_geometry(
+    x.shape[2], kernel_size, stride, padding, output_padding
+  )
+  # One (window x window) kernel per output phase, stacked phase-major along outputs.
+  zero = jnp.zeros((in_features, out_features), kernel.dtype)
+  blocks = []
+  for n_i in range(window):
+    row = []
+    for n_j in range(window):
+      taps = []
+      for phase_i in phases:
+        tap_i = dict(phase_i).get(n_i)
+        for phase_j in phases:
+          tap_j = dict(phase_j).get(n_j)
+          taps.append(zero if tap_i is None or tap_j is None else kernel[tap_i, tap_j])
+      row.append(jnp.concatenate(taps, axis=-1))
+    blocks.append(jnp.stack(row))
+  sub_pixel = jnp.stack(blocks)  # (window, window, C, s*s*O)
+  config = [(0, 0, 0), (*pads_h, 0), (*pads_w, 0), (0, 0, 0)]
+  x = lax.pad(x, jnp.zeros((), x.dtype), config)
+  y = conv2d(x, sub_pixel)
+  return _depth_to_space(y[:, :q_h, :q_w], stride, out_h, out_w)
+
+
+def depthwise_conv2d(
+  x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: Padding = 0
+) -> jax.Array:
+  """Depthwise 2-D convolution written as shifted multiply-adds.
+
+  Equal to `lax.conv_general_dilated(..., feature_group_count=C)` with a
+  (kh, kw, 1, C) kernel, but XLA:CPU runs grouped convolutions 3-20x slower
+  than this form, which it fuses into one elementwise loop.
+
+  Args:
+    x: (B, H, W, C) input.
+    kernel: (kh, kw, C), one filter per channel.
+    stride: the same stride along both spatial axes.
+    padding: zeros added on each side of H and W, an int or (before, after).
+
+  Returns:
+    (B, Ho, Wo, C) with Ho = (H + before + after - kh) // stride + 1.
+  """
+  kh, kw, channels = kernel.shape
+  if x.shape[-1] != channels:
+    raise ValueError(f'depthwise_conv2d: input has {x.shape[-1]} channels, kernel {channels}.')
+  x = _pad(x, *_pair(padding))
+  out = None
+  for i, row in enumerate(_taps(x, kh, stride, axis=1)):
+    for j, tap in enumerate(_taps(row, kw, stride, axis=2)):
+      term = tap * kernel[i, j]
+      out = term if out is None else out + term
+  return out
+
+
+def depthwise_conv_transpose2d(
+  x: jax.Array,
+  kernel: jax.Array,
+  *,
+  stride: int = 1,
+  padding: int = 0,
+  output_padding: int = 0,
+) -> jax.Array:
+  """Depthwise transposed convolution (PyTorch ConvTranspose2d with groups=C).
+
+  Sub-pixel form: each output phase is a few shifted multiply-adds of the
+  undilated input, so only the k*k useful products per input pixel are done.
+
+  Args:
+    x: (B, H, W, C) input.
+    kernel: (kh, kw, C); PyTorch's weight[c, 0, i, j] is kernel[i, j, c].
+    stride: upsampling stride.
+    padding: PyTorch's `padding`.
+    output_padding: PyTorch's `output_padding`.
+
+  Returns:
+    (B, (H - 1) * stride - 2 * padding + kh + output_padding, ..., C).
+  """
+  kernel_size = kernel.shape[0]
+  if x.shape[-1] != kernel.shape[-1]:
+    raise ValueError(
+      f'depthwise_conv_transpose2d: input has {x.shape[-1]} channels, kernel {kernel.shape[-1]}.'
+    )
+  out_h, phases, _, q_h, pads_h = _transposed_geometry(
+    x.shape[1], kernel_size, stride, padding, output_padding
+  )
+  out_w, _, _, q_w, pads_w = _transposed_geometry(
+    x.shape[2], kernel_size, stride, padding, output_padding
+  )
+  config = [(0, 0, 0), (*pads_h, 0), (*pads_w, 0), (0, 0, 0)]
+  x = lax.pad(x, jnp.zeros((), x.dtype), config)
+  batch, _, _, channels = x.shape
+  outputs = []
+  for phase_i in phases:
+    for phase_j in phases:
+      out = jnp.zeros((batch, q_h, q_w, channels), x.dtype)
+      for pos_i, tap_i in phase_i:
+        for pos_j, tap_j in phase_j:
+          window = lax.slice(x, (0, pos_i, pos_j, 0), (batch, pos_i + q_h, pos_j + q_w, channels))
+          out = out + window * kernel[tap_i, tap_j]
+      outputs.append(out)
+  return _depth_to_space(jnp.concatenate(outputs, axis=-1), stride, out_h, out_w)
