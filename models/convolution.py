@@ -204,6 +204,12 @@ def conv_transpose2d(
   out_w, _, _, q_w, pads_w = _transposed_geometry(
     x.shape[2], kernel_size, stride, padding, output_padding
   )
+  if stride == 1:
+    # A stride-1 transposed conv correlates with the flipped kernel; flipping
+    # the (small) activations on both sides instead saves copying the kernel.
+    before = kernel_size - 1 - padding
+    x = _pad(x, before, before)[:, ::-1, ::-1]
+    return conv2d(x, kernel)[:, ::-1, ::-1]
   # One (window x window) kernel per output phase, stacked phase-major along outputs.
   zero = jnp.zeros((in_features, out_features), kernel.dtype)
   blocks = []
