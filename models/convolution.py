@@ -13,13 +13,15 @@ with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
 - dense conv with a tiny reduction (k > 1, k*k*C <= 128: RGB stems, 3x3 convs
   on a handful of channels): *im2col + matmul*.
 - everything else: XLA's own convolution.
-- transposed conv: the *sub-pixel* (polyphase) form. Output pixel (y, x)
-  only meets the kernel taps of its phase (y mod s, x mod s), so one
-  stride-1 conv of the undilated input with all s*s phase kernels stacked
-  along output channels, then depth-to-space, replaces the conv over a
-  zero-inserted input (4x fewer positions at stride 2).
+- transposed conv: XLA's input-dilated convolution; at stride 1 of the
+  flipped input with the kernel as stored, output flipped back, which saves
+  copying the flipped kernel on every call.
 - depthwise conv: shifted multiply-adds, which XLA fuses into one loop;
   `feature_group_count` convolutions run 11-33x slower on XLA:CPU.
+- depthwise transposed conv: the *sub-pixel* (polyphase) form of those
+  multiply-adds. Output pixel (y, x) only meets the kernel taps of its phase
+  (y mod s, x mod s), so each phase is a few shifted multiply-adds of the
+  undilated input: only the k*k useful products per input pixel are done.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def _phases(kernel_size: int, stride: int, padding: int) -> tuple[int, list[list
 
 
 def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
-  """Output size, per-phase taps and the input padding of the sub-pixel form."""
+  """Output size, per-phase taps, outputs per phase and the input padding of the sub-pixel form."""
   if not 0 <= output_padding < stride:
     raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
   out_size = (size - 1) * stride - 2 * padding + kernel_size + output_padding
@@ -169,7 +171,7 @@ def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
   # Input index q + low + pos for q < per_phase, pos < window must exist after padding.
   before = -low
   after = per_phase - 1 + window - 1 + low - (size - 1)
-  return out_size, phases, window, per_phase, (before, after)
+  return out_size, phases, per_phase, (before, after)
 
 
 def _depth_to_space(y: jax.Array, stride: int, out_h: int, out_w: int) -> jax.Array:
@@ -183,7 +185,12 @@ def _depth_to_space(y: jax.Array, stride: int, out_h: int, out_w: int) -> jax.Ar
 def conv_transpose2d(
   x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: int = 0, output_padding: int = 0
 ) -> jax.Array:
-  """PyTorch's ConvTranspose2d (no bias), as one sub-pixel convolution.
+  """PyTorch's ConvTranspose2d (no bias), as XLA's input-dilated convolution.
+
+  A transposed conv correlates the zero-dilated input with the spatially
+  flipped kernel (XLA's convolution skips the dilation zeros itself). At
+  stride 1, flipping the input and the output instead gives the same result
+  without copying the (much larger) kernel on every call.
 
   Args:
     x: (B, H, W, C) input.
@@ -195,40 +202,25 @@ def conv_transpose2d(
   Returns:
     (B, (H - 1) * stride - 2 * padding + k + output_padding, ..., O).
   """
-  kernel_size, _, in_features, out_features = kernel.shape
+  kernel_size, _, in_features, _ = kernel.shape
   if x.shape[-1] != in_features:
     raise ValueError(f'conv_transpose2d: input has {x.shape[-1]} channels, kernel {in_features}.')
-  out_h, phases, window, q_h, pads_h = _transposed_geometry(
-    x.shape[1], kernel_size, stride, padding, output_padding
-  )
-  out_w, _, _, q_w, pads_w = _transposed_geometry(
-    x.shape[2], kernel_size, stride, padding, output_padding
-  )
+  if not 0 <= output_padding < stride:
+    raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
+  before = kernel_size - 1 - padding
   if stride == 1:
-    # A stride-1 transposed conv correlates with the flipped kernel; flipping
-    # the (small) activations on both sides instead saves copying the kernel.
-    before = kernel_size - 1 - padding
-    x = _pad(x, before, before)[:, ::-1, ::-1]
-    return conv2d(x, kernel)[:, ::-1, ::-1]
-  # One (window x window) kernel per output phase, stacked phase-major along outputs.
-  zero = jnp.zeros((in_features, out_features), kernel.dtype)
-  blocks = []
-  for n_i in range(window):
-    row = []
-    for n_j in range(window):
-      taps = []
-      for phase_i in phases:
-        tap_i = dict(phase_i).get(n_i)
-        for phase_j in phases:
-          tap_j = dict(phase_j).get(n_j)
-          taps.append(zero if tap_i is None or tap_j is None else kernel[tap_i, tap_j])
-      row.append(jnp.concatenate(taps, axis=-1))
-    blocks.append(jnp.stack(row))
-  sub_pixel = jnp.stack(blocks)  # (window, window, C, s*s*O)
-  config = [(0, 0, 0), (*pads_h, 0), (*pads_w, 0), (0, 0, 0)]
-  x = lax.pad(x, jnp.zeros((), x.dtype), config)
-  y = conv2d(x, sub_pixel)
-  return _depth_to_space(y[:, :q_h, :q_w], stride, out_h, out_w)
+    # Flip the (small) activations instead of the (large) kernel.
+    y = lax.conv_general_dilated(
+      x[:, ::-1, ::-1], kernel, (1, 1), ((before, before),) * 2, dimension_numbers=_DIMENSIONS
+    )
+    return y[:, ::-1, ::-1]
+  # Strided: flip the kernel. (The flipped-input form with output_padding puts
+  # the larger pad first, and XLA:CPU 0.10.2 then computes a wrong input
+  # gradient, e.g. for kernel 5, stride 3, output_padding 2; tests cover it.)
+  return lax.conv_general_dilated(
+    x, kernel[::-1, ::-1], (1, 1), ((before, before + output_padding),) * 2,
+    lhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS,
+  )  # fmt: skip
 
 
 def depthwise_conv2d(
@@ -289,10 +281,10 @@ def depthwise_conv_transpose2d(
     raise ValueError(
       f'depthwise_conv_transpose2d: input has {x.shape[-1]} channels, kernel {kernel.shape[-1]}.'
     )
-  out_h, phases, _, q_h, pads_h = _transposed_geometry(
+  out_h, phases, q_h, pads_h = _transposed_geometry(
     x.shape[1], kernel_size, stride, padding, output_padding
   )
-  out_w, _, _, q_w, pads_w = _transposed_geometry(
+  out_w, _, q_w, pads_w = _transposed_geometry(
     x.shape[2], kernel_size, stride, padding, output_padding
   )
   config = [(0, 0, 0), (*pads_h, 0), (*pads_w, 0), (0, 0, 0)]

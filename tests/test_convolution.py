@@ -171,6 +171,8 @@ def test_conv_rejects_mismatched_channels():
   'stride,padding,output_padding,kernel_size',
   [
     (1, 1, 0, 3),
+    (1, 0, 0, 3),
+    (1, 2, 0, 5),
     (2, 1, 1, 3),
     (2, 1, 0, 4),
     (2, 0, 0, 2),
@@ -179,7 +181,7 @@ def test_conv_rejects_mismatched_channels():
     (3, 0, 0, 2),
   ],
 )
-def test_sub_pixel_conv_transpose_matches_pytorch_definition_and_lax_gradient(
+def test_conv_transpose_matches_pytorch_definition_and_lax_gradient(
   stride, padding, output_padding, kernel_size
 ):
   x = _random((2, 5, 6, 4))
