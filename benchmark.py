@@ -17,12 +17,14 @@ already on the device, warm-up, block_until_ready, median of --runs calls; the
 same function under XLA's default options is timed too (OUT/ablations.md).
 PyTorch: the twin with the same weights, eval mode, inference_mode,
 torch.set_num_threads, the better of NCHW and channels_last. Outputs are
-compared before timing.
+compared before timing, and the JAX and PyTorch functions are timed in
+alternating blocks so that their ratio comes from the same minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -53,6 +55,27 @@ def _stats(times: list[float]) -> dict[str, float]:
     'p10_s': float(np.percentile(times, 10)),
     'p90_s': float(np.percentile(times, 90)),
   }
+
+
+def _time_interleaved(fns: dict, runs: int, rounds: int = 5, pause_s: float = 0.2) -> dict:
+  """Times each function `runs` times in alternating blocks, so that drifts in
+  the machine's speed (these are shared VMs) fall on all of them alike.
+
+  Before each block: a pause, so that the previous framework's worker threads
+  (OpenMP's spin-wait, XLA's pool) have gone idle, then two untimed calls.
+  """
+  times = {name: [] for name in fns}
+  for round_ in range(rounds):
+    block = runs // rounds + (round_ < runs % rounds)
+    for name, fn in fns.items():
+      time.sleep(pause_s)
+      for _ in range(2 if round_ else 5):
+        fn()
+      for _ in range(block):
+        start = time.perf_counter()
+        fn()
+        times[name].append(time.perf_counter() - start)
+  return {name: _stats(values) for name, values in times.items()}
 
 
 def _time(fn, runs: int, warmup: int = 5) -> dict[str, float]:
@@ -148,30 +171,38 @@ def _bench_model(name: str, args, threads: int) -> dict:
   infer = compiler.InferenceFunction(model, x.shape)
   compile_s = time.perf_counter() - start
   jax_kp = np.asarray(infer(x)['kp'])
-  jax_stats = _time(lambda: jax.block_until_ready(infer(x)), args.runs)
   # The same function under XLA's default CPU options: what models.compiler buys.
   defaults = compiler.InferenceFunction(model, x.shape, xla_defaults=True)
-  defaults_stats = _time(lambda: jax.block_until_ready(defaults(x)), args.runs)
 
   torch.set_num_threads(threads)
   twin = create_twin(name, options).eval()
   porting.load_into_twin(model, name, twin)
-  best = None
-  for layout in ('nchw', 'channels_last'):
-    batch = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-    net = twin
-    if layout == 'channels_last':
-      batch = batch.contiguous(memory_format=torch.channels_last)
-      net = twin.to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-      torch_kp = net(batch)['kp'].numpy()
-      error = float(np.abs(torch_kp - jax_kp).max())
-      if error > 1e-3:
-        raise RuntimeError(f'{name}: JAX and PyTorch disagree by {error} on the same weights.')
-      stats = _time(lambda net=net, batch=batch: net(batch), args.runs)
-    if best is None or stats['median_s'] < best[1]['median_s']:
-      best = (layout, stats, error)
-  layout, torch_stats, error = best
+  nchw = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+  layouts = {
+    'nchw': (twin, nchw),
+    'channels_last': (
+      copy.deepcopy(twin).to(memory_format=torch.channels_last),
+      nchw.contiguous(memory_format=torch.channels_last),
+    ),
+  }
+  with torch.inference_mode():
+    error = 0.0
+    for net, batch in layouts.values():
+      error = max(error, float(np.abs(net(batch)['kp'].numpy() - jax_kp).max()))
+    if error > 1e-3:
+      raise RuntimeError(f'{name}: JAX and PyTorch disagree by {error} on the same weights.')
+    # All four timed in alternating blocks: their ratios come from the same minutes.
+    stats = _time_interleaved(
+      {
+        'jax': lambda: jax.block_until_ready(infer(x)),
+        'jax_xla_defaults': lambda: jax.block_until_ready(defaults(x)),
+        **{layout: (lambda n=net, b=batch: n(b)) for layout, (net, batch) in layouts.items()},
+      },
+      args.runs,
+    )
+  jax_stats, defaults_stats = stats['jax'], stats['jax_xla_defaults']
+  layout = min(layouts, key=lambda name: stats[name]['median_s'])
+  torch_stats = stats[layout]
   # Useful work, the same for every form and framework: 2 FLOPs per multiply-add.
   useful_flops = 2 * counted.mult_adds
   return {
