@@ -87,16 +87,24 @@ def _conv_transpose_reference(x, weight, stride, padding, output_padding):
   return y[:, padding : full_h - padding, padding : full_w - padding, :]
 
 
-@pytest.mark.parametrize(
-  'stride,padding,output_padding,kernel_size',
-  [
-    (1, 1, 0, 3),
-    (2, 1, 1, 3),
-    (2, 1, 0, 4),
-    (2, 0, 0, 2),
-  ],
-)
-def test_conv_transpose_matches_pytorch_definition(stride, padding, output_padding, kernel_size):
+# (stride, padding, output_padding, kernel size) of PyTorch ConvTranspose2d.
+_TRANSPOSED_GEOMETRIES = [
+  (1, 1, 0, 3),
+  (1, 0, 0, 3),
+  (1, 2, 0, 5),
+  (2, 1, 1, 3),
+  (2, 1, 0, 4),
+  (2, 0, 0, 2),
+  (3, 1, 2, 5),
+  (2, 0, 1, 3),
+  (3, 0, 0, 2),
+]
+
+
+@pytest.mark.parametrize('stride,padding,output_padding,kernel_size', _TRANSPOSED_GEOMETRIES)
+def test_conv_transpose_layer_matches_pytorch_definition(
+  stride, padding, output_padding, kernel_size
+):
   layer = layers.ConvTranspose(
     4,
     6,
@@ -167,20 +175,7 @@ def test_conv_rejects_mismatched_channels():
     convolution.conv2d(jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 3, 5)))
 
 
-@pytest.mark.parametrize(
-  'stride,padding,output_padding,kernel_size',
-  [
-    (1, 1, 0, 3),
-    (1, 0, 0, 3),
-    (1, 2, 0, 5),
-    (2, 1, 1, 3),
-    (2, 1, 0, 4),
-    (2, 0, 0, 2),
-    (3, 1, 2, 5),
-    (2, 0, 1, 3),
-    (3, 0, 0, 2),
-  ],
-)
+@pytest.mark.parametrize('stride,padding,output_padding,kernel_size', _TRANSPOSED_GEOMETRIES)
 def test_conv_transpose_matches_pytorch_definition_and_lax_gradient(
   stride, padding, output_padding, kernel_size
 ):
