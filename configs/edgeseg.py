@@ -5,9 +5,9 @@ Command:
 Variants: `configs/edgeseg.py:smoke` (tests), `configs/edgeseg.py:paper` (the article's
 schedule).
 
-Measured on the 2-core CPU machine (docs/results.md): 19 min 23 s from a clean checkout
-(dataset 1.5 min, default teacher 9 min, EdgeSegNet 8.3 min); train loss 0.0030, val loss
-0.0023, val distance 0.0449 (student to truth 0.057, teacher to truth 0.047).
+Measured on the 2-core CPU machine (docs/results.md): 11 min 17 s from a clean checkout
+(dataset 1.2 min, default teacher 5.2 min, EdgeSegNet 4.8 min); train loss 0.0033, val loss
+0.0023, val distance 0.0458 (student to truth 0.058, teacher to truth 0.048).
 """
 
 from configs import base

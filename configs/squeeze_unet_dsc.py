@@ -3,8 +3,10 @@
 Command:
   python main.py --config=configs/squeeze_unet_dsc.py
 Variants: `configs/squeeze_unet_dsc.py:smoke` (tests), `configs/squeeze_unet_dsc.py:paper`
-(the article's schedule). Not yet run at the default schedule (the article's Table 4 does
-not include it; docs/results.md lists the students that were run, with their times).
+(the article's schedule). Measured on the 2-core CPU machine with the default teacher in
+place (docs/results.md): 5 min 37 s; train loss 0.0038, val distance 0.0509 (student to truth
+0.064); its final val loss, 43.8, is all jacobian term (a few validation images; step 400:
+0.0051, the best checkpoint).
 """
 
 from configs import base

@@ -3,8 +3,9 @@
 Command:
   python main.py --config=configs/squeeze_unet_noskip.py
 Variants: `configs/squeeze_unet_noskip.py:smoke` (tests), `configs/squeeze_unet_noskip.py:paper`
-(the article's schedule). Not yet run at the default schedule (the article's Table 4 does
-not include it; docs/results.md lists the students that were run, with their times).
+(the article's schedule). Measured on the 2-core CPU machine with the default teacher in
+place (docs/results.md): 5 min 31 s; train loss 0.0068, val loss 0.0045, val distance 0.0684
+(student to truth 0.081).
 """
 
 from configs import base

@@ -2,12 +2,12 @@
 
 Command:
   python main.py --config=configs/teacher.py
-Measured on the 2-core CPU machine (inside the main job, docs/results.md): about 9 minutes;
-train loss 0.0056, val loss 0.0032, val keypoint distance to the true landmarks 0.0473.
+Measured on the 2-core CPU machine (inside the main job, docs/results.md): 5.2 minutes;
+train loss 0.0058, val loss 0.0034, val keypoint distance to the true landmarks 0.0484.
 
 FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
-max_features 128; 26-35 images/s of training on 2 cores) so that 800 steps
-of 16 train in 6-8 minutes on a CPU; it takes 64x64
+max_features 128; about 50 images/s of training on 2 cores) so that 800 steps
+of 16 train in about 5 minutes on a CPU; it takes 64x64
 frames (scale_factor 1: the pipeline downsamples larger frames once). The
 final model is exported to workdirs/teacher/model, the format the FOMM
 converter writes, which the distillation configs load.
