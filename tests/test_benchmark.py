@@ -30,7 +30,7 @@ def test_quick_benchmark_writes_tables_plot_and_json(tmp_path, capsys):
   assert 'Measured on' in table and '| squeeze_unet | 1 | 2,507,035 |' in table
   assert '14.2 |' in table  # the article's runtime beside ours
   ablations = (tmp_path / 'ablations.md').read_text()
-  assert 'whole model: squeeze_unet' in ablations and 'sub-pixel conv' in ablations
+  assert 'whole model: squeeze_unet' in ablations and 'sub-pixel shifted MACs' in ablations
 
 
 def test_bad_arguments_fail_clearly(tmp_path):
