@@ -6,7 +6,8 @@ Usage:
 Reports batches per second of the train iterator in the main process and
 with grain worker processes, and the step rate of a distillation step of
 the given student (teacher included), so the pipeline can be checked to
-keep at least 5x ahead of training.
+keep at least 5x ahead of training; the step rate also under XLA's default
+CPU options, to show what `models.compiler`'s options buy training.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def pipeline_rate(config, batch: int, steps: int, workers: int) -> float:
   return steps / (time.perf_counter() - start)
 
 
-def step_rate(model_name: str, batch: int, steps: int) -> float:
-  """Steps per second of the jitted distillation step (student + a default-size teacher)."""
+def step_rate(model_name: str, batch: int, steps: int, *, xla_defaults: bool = False) -> float:
+  """Steps per second of the jitted distillation step (student + a default-size teacher).
+
+  `xla_defaults` compiles with XLA's default CPU options instead of
+  `models.compiler`'s, to measure what those buy training.
+  """
   from flax import nnx
 
   import models
@@ -52,7 +57,7 @@ def step_rate(model_name: str, batch: int, steps: int) -> float:
     jax.numpy.zeros((), jax.numpy.int32), params, batch_stats, optimizer.init(params)
   )
   weights = {'kp': 1.0, 'jacobian': 1.0, 'heatmap': 0.0, 'attention': 0.0}
-  step = compiler.jit(
+  step = (jax.jit if xla_defaults else compiler.jit)(
     make_train_step(student, teacher, optimizer, schedule, weights, attention_p=2.0, seed=0),
     donate_argnums=0,
   )
@@ -84,11 +89,15 @@ def main(argv: list[str] | None = None) -> None:
   in_process = pipeline_rate(config, args.batch, args.steps, 0)
   with_workers = pipeline_rate(config, args.batch, args.steps, args.workers)
   steps = step_rate(args.model, args.batch, max(args.steps // 10, 10))
+  defaults = step_rate(args.model, args.batch, max(args.steps // 10, 10), xla_defaults=True)
   print(
     f'pipeline, batch {args.batch}: {in_process:.1f} batches/s in-process, '
     f'{with_workers:.1f} batches/s with {args.workers} grain workers'
   )
-  print(f'{args.model} distillation step, batch {args.batch}: {steps:.2f} steps/s')
+  print(
+    f'{args.model} distillation step, batch {args.batch}: {steps:.2f} steps/s '
+    f"({defaults:.2f} under XLA's default CPU options)"
+  )
   best = max(in_process, with_workers)
   print(f'pipeline / step rate: {best / steps:.1f}x (goal: at least 5x)')
 

@@ -17,7 +17,7 @@ with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
   flipped input with the kernel as stored, output flipped back, which saves
   copying the flipped kernel on every call.
 - depthwise conv: shifted multiply-adds, which XLA fuses into one loop;
-  `feature_group_count` convolutions run 11-33x slower on XLA:CPU.
+  `feature_group_count` convolutions run 11-66x slower on XLA:CPU.
 - depthwise transposed conv: the *sub-pixel* (polyphase) form of those
   multiply-adds. Output pixel (y, x) only meets the kernel taps of its phase
   (y mod s, x mod s), so each phase is a few shifted multiply-adds of the
@@ -29,6 +29,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from models import ops
 
 Padding = int | tuple[int, int]
 
@@ -160,10 +162,14 @@ def _phases(kernel_size: int, stride: int, padding: int) -> tuple[int, list[list
   return low, [[(offset - low, tap) for offset, tap in phase] for phase in phases]
 
 
-def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
-  """Output size, per-phase taps, outputs per phase and the input padding of the sub-pixel form."""
+def _check_output_padding(stride: int, output_padding: int) -> None:
   if not 0 <= output_padding < stride:
     raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
+
+
+def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
+  """Output size, per-phase taps, outputs per phase and the input padding of the sub-pixel form."""
+  _check_output_padding(stride, output_padding)
   out_size = (size - 1) * stride - 2 * padding + kernel_size + output_padding
   low, phases = _phases(kernel_size, stride, padding)
   window = 1 + max((pos for phase in phases for pos, _ in phase), default=0)
@@ -172,14 +178,6 @@ def _transposed_geometry(size, kernel_size, stride, padding, output_padding):
   before = -low
   after = per_phase - 1 + window - 1 + low - (size - 1)
   return out_size, phases, per_phase, (before, after)
-
-
-def _depth_to_space(y: jax.Array, stride: int, out_h: int, out_w: int) -> jax.Array:
-  """(B, Q, Q', s*s*C) with phase-major channels -> (B, out_h, out_w, C)."""
-  batch, q_h, q_w, channels = y.shape
-  channels //= stride * stride
-  y = y.reshape(batch, q_h, q_w, stride, stride, channels).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(batch, q_h * stride, q_w * stride, channels)[:, :out_h, :out_w]
 
 
 def conv_transpose2d(
@@ -205,8 +203,7 @@ def conv_transpose2d(
   kernel_size, _, in_features, _ = kernel.shape
   if x.shape[-1] != in_features:
     raise ValueError(f'conv_transpose2d: input has {x.shape[-1]} channels, kernel {in_features}.')
-  if not 0 <= output_padding < stride:
-    raise ValueError(f'output_padding {output_padding} must be smaller than stride {stride}.')
+  _check_output_padding(stride, output_padding)
   before = kernel_size - 1 - padding
   if stride == 1:
     # Flip the (small) activations instead of the (large) kernel.
@@ -229,7 +226,7 @@ def depthwise_conv2d(
   """Depthwise 2-D convolution written as shifted multiply-adds.
 
   Equal to `lax.conv_general_dilated(..., feature_group_count=C)` with a
-  (kh, kw, 1, C) kernel, but XLA:CPU runs grouped convolutions 3-20x slower
+  (kh, kw, 1, C) kernel, but XLA:CPU runs grouped convolutions 11-66x slower
   than this form, which it fuses into one elementwise loop.
 
   Args:
@@ -299,4 +296,5 @@ def depthwise_conv_transpose2d(
           window = lax.slice(x, (0, pos_i, pos_j, 0), (batch, pos_i + q_h, pos_j + q_w, channels))
           out = out + window * kernel[tap_i, tap_j]
       outputs.append(out)
-  return _depth_to_space(jnp.concatenate(outputs, axis=-1), stride, out_h, out_w)
+  # Phase-major channels are `ops.fold`'s order: unfold interleaves the phases.
+  return ops.unfold(jnp.concatenate(outputs, axis=-1), stride)[:, :out_h, :out_w]

@@ -135,7 +135,9 @@ def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
   first = convs[0]
   geometry = (first.kernel.shape[:3], first.stride, first.padding)
   if any((c.kernel.shape[:3], c.stride, c.padding) != geometry for c in convs):
-    raise ValueError('shared_input_convs: the convs differ in kernel size, inputs or padding.')
+    raise ValueError(
+      'shared_input_convs: the convs differ in kernel size, inputs, stride or padding.'
+    )
   kernel = jnp.concatenate([c.kernel[...] for c in convs], axis=-1)
   y = convolution.conv2d(x, kernel, stride=first.stride, padding=first.padding)
   outputs, start = [], 0
