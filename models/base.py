@@ -7,7 +7,7 @@ import abc
 import jax
 from flax import nnx
 
-from models.keypoint_head import KeypointHead
+from models.keypoint_head import Deferred, KeypointHead
 
 
 class KeypointModel(nnx.Module, abc.ABC):
@@ -26,8 +26,12 @@ class KeypointModel(nnx.Module, abc.ABC):
   default_input_size: int
 
   @abc.abstractmethod
-  def backbone(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (feature map for the head, encoder output)."""
+  def backbone(self, x: jax.Array) -> tuple[jax.Array | Deferred, jax.Array]:
+    """Returns (feature map for the head, encoder output).
+
+    The feature map may be `Deferred`: its last 1x1 conv and upsampling left
+    to the head, which runs them in the cheaper order.
+    """
 
   @abc.abstractmethod
   def input_divisor(self) -> int:

@@ -16,7 +16,7 @@ from flax import nnx
 
 from models import layers, ops
 from models.base import KeypointModel
-from models.keypoint_head import KeypointHead
+from models.keypoint_head import Deferred, KeypointHead
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -78,8 +78,9 @@ class RefineModule(nnx.Module):
     self.conv3 = layers.Conv(features, features, 3, padding=1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = self.project(x)
-    branch = nnx.relu(self.conv2(nnx.relu(self.conv1(x))))
+    # project and conv1 are consecutive 1x1 convs: one matmul gives both outputs.
+    x, branch = layers.pointwise_pair(self.project, self.conv1, x)
+    branch = nnx.relu(self.conv2(nnx.relu(branch)))
     return x + self.conv3(branch)
 
 
@@ -118,7 +119,7 @@ class EdgeSegNet(KeypointModel):
     # then lands on the same grid after its x2 upsampling for multiples of 16.
     return 16
 
-  def backbone(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def backbone(self, x: jax.Array) -> tuple[Deferred, jax.Array]:
     stem = self.stem(x)
     pooled = ops.max_pool(stem, window=3, stride=2, padding=1)
     top = self.reduction(stem)
@@ -126,5 +127,6 @@ class EdgeSegNet(KeypointModel):
     encoded = top + bottom
     x = ops.upsample_bilinear(self.refine_merge(encoded), 2)
     x = x + self.refine_long(pooled)
-    x = ops.upsample_bilinear(self.refine_out(x), 4)
-    return self.out(x), encoded
+    # out(upsample(refine_out(x), 4)), with `out` and the head's 1x1 convs run
+    # before the upsampling, at 16x16 (models/keypoint_head.py).
+    return Deferred(self.refine_out(x), self.out, upsample=4, mode='bilinear'), encoded

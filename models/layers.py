@@ -52,10 +52,15 @@ def record_layer_calls() -> Iterator[list[LayerCall]]:
     _RECORDER.reset(token)
 
 
-def _record(layer: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+def record_shapes(layer: nnx.Module, input_shape: Sequence[int], output_shape: Sequence[int]):
+  """Reports a call of `layer` by shapes: for layers run in another, equivalent form."""
   calls = _RECORDER.get()
   if calls is not None:
-    calls.append(LayerCall(layer, tuple(x.shape), tuple(y.shape)))
+    calls.append(LayerCall(layer, tuple(input_shape), tuple(output_shape)))
+
+
+def _record(layer: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+  record_shapes(layer, x.shape, y.shape)
   return y
 
 
@@ -145,6 +150,38 @@ def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
     width = c.kernel.shape[-1]
     outputs.append(_finish(c, x, y[..., start : start + width]))
     start += width
+  return outputs
+
+
+def composed_pointwise(first: Conv, second_kernel: jax.Array, second_bias: jax.Array):
+  """(kernel (C, O), bias (O,)) of the 1x1 conv `first` followed by a linear map.
+
+  second(first(x)) = x @ (K1 @ K2) + (b1 @ K2 + b2): both are per-pixel
+  linear maps, so one matmul does them.
+  """
+  if first.kernel.shape[:2] != (1, 1) or first.stride != 1 or first.padding != 0:
+    raise ValueError('composed_pointwise: the first conv must be 1x1, stride 1, no padding.')
+  first_kernel = first.kernel[0, 0]
+  first_bias = first.bias[...] if first.bias is not None else 0.0
+  return first_kernel @ second_kernel, first_bias @ second_kernel + second_bias
+
+
+def pointwise_pair(first: Conv, second: Conv, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(first(x), second(first(x))) for two 1x1 convs, as one matmul.
+
+  The kernel [K1, K1 @ K2] gives both outputs side by side; each conv is still
+  reported to the layer recorder at the shapes it would run at.
+  """
+  if second.kernel.shape[:2] != (1, 1) or second.stride != 1 or second.padding != 0:
+    raise ValueError('pointwise_pair: the second conv must be 1x1, stride 1, no padding.')
+  composed_kernel, composed_bias = composed_pointwise(first, second.kernel[0, 0], second.bias[...])
+  kernel = jnp.concatenate([first.kernel[0, 0], composed_kernel], axis=-1)
+  bias = jnp.concatenate([first.bias[...], composed_bias])
+  y = convolution.conv2d(x, kernel[None, None]) + bias
+  width = first.kernel.shape[-1]
+  outputs = y[..., :width], y[..., width:]
+  record_shapes(first, x.shape, outputs[0].shape)
+  record_shapes(second, outputs[0].shape, outputs[1].shape)
   return outputs
 
 

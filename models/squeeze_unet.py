@@ -25,7 +25,7 @@ from flax import nnx
 from models import layers, ops
 from models.base import KeypointModel
 from models.fire import Fire, FireDeconv, TransposedFire
-from models.keypoint_head import KeypointHead
+from models.keypoint_head import Deferred, KeypointHead
 
 DECODER_BLOCKS = {'transposed_fire': TransposedFire, 'fire_deconv': FireDeconv}
 
@@ -196,7 +196,7 @@ class SqueezeUNet(KeypointModel):
         'change the decoder strides.'
       )
 
-  def backbone(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def backbone(self, x: jax.Array) -> tuple[Deferred, jax.Array]:
     height = x.shape[1]
     x01 = nnx.relu(self.stem(x))
     x, stage_inputs = x01, []
@@ -215,5 +215,7 @@ class SqueezeUNet(KeypointModel):
       if self.skips:
         x = jnp.concatenate([x, x01], axis=-1)
       x = nnx.relu(self.final(x))
-    x = ops.upsample_nearest(x, height // self.heatmap_stride // x.shape[1])
-    return self.out(x), encoded
+    # out(upsample_nearest(x)), with `out` and the head's 1x1 convs run before
+    # the upsampling (models/keypoint_head.py).
+    factor = height // self.heatmap_stride // x.shape[1]
+    return Deferred(x, self.out, upsample=factor, mode='nearest'), encoded

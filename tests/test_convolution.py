@@ -230,6 +230,24 @@ def test_shared_input_convs_equal_separate_convs_and_are_each_recorded():
     layers.shared_input_convs([a, layers.Conv(5, 3, 1, rngs=rngs)], x)
 
 
+def test_pointwise_pair_equals_the_two_convs_and_records_both():
+  rngs = nnx.Rngs(0)
+  first, second = layers.Conv(5, 6, 1, rngs=rngs), layers.Conv(6, 4, 1, rngs=rngs)
+  x = jnp.asarray(_random((2, 8, 8, 5)))
+  with layers.record_layer_calls() as calls:
+    got_first, got_second = layers.pointwise_pair(first, second, x)
+  assert [(c.layer, c.input_shape, c.output_shape) for c in calls] == [
+    (first, (2, 8, 8, 5), (2, 8, 8, 6)),
+    (second, (2, 8, 8, 6), (2, 8, 8, 4)),
+  ]
+  np.testing.assert_allclose(got_first, first(x), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got_second, second(first(x)), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='second conv must be 1x1'):
+    layers.pointwise_pair(first, layers.Conv(6, 4, 3, padding=1, rngs=rngs), x)
+  with pytest.raises(ValueError, match='first conv must be 1x1'):
+    layers.pointwise_pair(layers.Conv(5, 6, 3, padding=1, rngs=rngs), second, x)
+
+
 def test_inference_function_equals_the_model_and_checks_its_input():
   model = models.create_model('l3unet', rngs=nnx.Rngs(0))
   model.eval()

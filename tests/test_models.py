@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 import models
-from models.keypoint_head import KeypointHead
+from models import layers, ops
+from models.keypoint_head import Deferred, KeypointHead
 
 NUM_KP = 10
 
@@ -182,6 +183,83 @@ def test_single_jacobian_map_is_shared():
   assert head.jacobian.kernel.shape[-1] == 4
   out = head(jnp.ones((1, 5, 5, 4)))
   assert out['jacobian'].shape == (1, 3, 2, 2)
+
+
+def _head_as_written(head, maps):
+  """FOMM's head written out: softmax heatmaps, then weighted sums of grid and maps."""
+  num_kp = head.num_kp
+  logits, jacobian_map = maps[..., :num_kp], maps[..., num_kp:]
+  batch, height, width, _ = logits.shape
+  flat = logits.reshape(batch, height * width, num_kp) / head.temperature
+  heatmap = jax.nn.softmax(flat, axis=1).reshape(batch, height, width, num_kp)
+  kp = jnp.einsum('bhwk,hwd->bkd', heatmap, ops.coordinate_grid(height, width))
+  jacobian_map = jacobian_map.reshape(batch, height, width, head.num_jacobian_maps, 4)
+  jacobian_map = jnp.broadcast_to(jacobian_map, (batch, height, width, num_kp, 4))
+  jacobian = jnp.einsum('bhwk,bhwkd->bkd', heatmap, jacobian_map)
+  return {
+    'kp': kp,
+    'jacobian': jacobian.reshape(batch, num_kp, 2, 2),
+    'heatmap': heatmap.transpose(0, 3, 1, 2),
+  }
+
+
+@pytest.mark.parametrize('single_jacobian_map', [False, True])
+def test_keypoint_head_matches_its_written_form_values_and_gradients(single_jacobian_map):
+  head = KeypointHead(6, num_kp=3, single_jacobian_map=single_jacobian_map, rngs=nnx.Rngs(0))
+  head.jacobian.kernel[...] = jax.random.normal(jax.random.key(1), head.jacobian.kernel.shape)
+  features = jax.random.normal(jax.random.key(2), (2, 7, 5, 6)) * 3
+
+  def written(features):
+    maps = jnp.concatenate([head.kp(features), head.jacobian(features)], -1)
+    return _head_as_written(head, maps)
+
+  for key in ('kp', 'jacobian', 'heatmap'):
+    np.testing.assert_allclose(head(features)[key], written(features)[key], rtol=1e-5, atol=2e-6)
+    grad = jax.grad(lambda f, k=key: (head(f)[k] ** 2).sum())(features)
+    expected = jax.grad(lambda f, k=key: (written(f)[k] ** 2).sum())(features)
+    np.testing.assert_allclose(grad, expected, atol=1e-5, rtol=1e-4)
+
+
+def _squared(fn, key):
+  return lambda projection, x: (fn(projection, x)[key] ** 2).sum()
+
+
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
+def test_deferred_projection_and_upsampling_equal_running_them_first(mode):
+  """head(Deferred(x, proj, f)) == head(proj(upsample(x, f))), values, gradients, records."""
+  head = KeypointHead(5, num_kp=3, rngs=nnx.Rngs(0))
+  head.jacobian.kernel[...] = jax.random.normal(jax.random.key(1), head.jacobian.kernel.shape)
+  projection = layers.Conv(4, 5, 1, rngs=nnx.Rngs(2))
+  upsample = {'nearest': ops.upsample_nearest, 'bilinear': ops.upsample_bilinear}[mode]
+  x = jax.random.normal(jax.random.key(3), (2, 4, 6, 4))
+
+  def deferred(projection, x):
+    return head(Deferred(x, projection, upsample=4, mode=mode))
+
+  def plain(projection, x):
+    return head(projection(upsample(x, 4)))
+
+  for key in ('kp', 'jacobian', 'heatmap'):
+    got, want = deferred(projection, x)[key], plain(projection, x)[key]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+    got = nnx.grad(_squared(deferred, key), argnums=(0, 1))(projection, x)
+    want = nnx.grad(_squared(plain, key), argnums=(0, 1))(projection, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+  # models.summary sees the convs at the shapes the plain form runs them.
+  with layers.record_layer_calls() as calls:
+    deferred(projection, x)
+  with layers.record_layer_calls() as expected_calls:
+    plain(projection, x)
+  shapes = lambda cs: [(c.layer, c.input_shape, c.output_shape) for c in cs]  # noqa: E731
+  assert shapes(calls) == shapes(expected_calls)
+
+
+def test_deferred_needs_pointwise_convs():
+  head = KeypointHead(5, num_kp=3, kernel_size=3, padding=1, rngs=nnx.Rngs(0))
+  projection = layers.Conv(4, 5, 1, rngs=nnx.Rngs(2))
+  with pytest.raises(ValueError, match='1x1'):
+    head(Deferred(jnp.ones((1, 4, 4, 4)), projection, upsample=2))
 
 
 def test_library_does_not_import_torch():
