@@ -347,6 +347,16 @@ def _bench_ablations(args) -> list[dict]:
     array(7, 7, 35, 10),
     array(7, 7, 35, 40),
   )
+  # FOMM's largest up block: nearest x2 then a 3x3 conv, 128 -> 32 channels, to 64x64.
+  compare(
+    'FOMM up block, nearest x2 + 3x3, 128 -> 32, 32x32 -> 64x64',
+    'upsample, then conv',
+    'sub-pixel: four 2x2 convs at 32x32',
+    lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='upsample'),
+    lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='subpixel'),
+    array(args.batch, 32, 32, 128),
+    array(3, 3, 128, 32),
+  )
   # EdgeSegNet's tail: the 1x1 projection and head convs after or before the x4 upsampling.
   rngs = nnx.Rngs(0)
   projection, head = layers.Conv(88, 35, 1, rngs=rngs), KeypointHead(35, rngs=rngs)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from models import ops
+from models import layers, ops
 from models.base import KeypointModel
 from models.keypoint_head import KeypointHead
 from models.layers import BatchNorm, Conv
@@ -57,7 +57,8 @@ class UpBlock(nnx.Module):
     self.norm = BatchNorm(out_features, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return nnx.relu(self.norm(self.conv(ops.upsample_nearest(x, 2))))
+    # conv(upsample(x)) without building the upsampled map (models/convolution.py).
+    return nnx.relu(self.norm(layers.conv_after_upsample(self.conv, x, 2)))
 
 
 def _width(i: int, block_expansion: int, max_features: int) -> int:

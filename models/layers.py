@@ -130,6 +130,23 @@ class Conv(nnx.Module):
     return _finish(self, x, y)
 
 
+def conv_after_upsample(conv: Conv, x: jax.Array, factor: int) -> jax.Array:
+  """conv(upsample_nearest(x, factor)) for a stride-1 same-size conv, in the faster form.
+
+  From 8x8 inputs up the upsampled map is never built
+  (`convolution.conv2d_after_upsample`); the conv is recorded at the shapes
+  the written form runs it.
+  """
+  if conv.stride != 1:
+    raise ValueError('conv_after_upsample: the conv must have stride 1.')
+  y = convolution.conv2d_after_upsample(x, conv.kernel[...], factor=factor, padding=conv.padding)
+  if conv.bias is not None:
+    y = y + conv.bias[...]
+  batch, height, width, channels = x.shape
+  record_shapes(conv, (batch, height * factor, width * factor, channels), y.shape)
+  return y
+
+
 def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
   """Runs convs of the same geometry on the same input as one conv.
 

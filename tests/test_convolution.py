@@ -170,6 +170,48 @@ def test_conv_form_rules():
   assert convolution.conv_form((1, 1, 3, 64)) == 'direct'
 
 
+@pytest.mark.parametrize('form', ['upsample', 'subpixel'])
+@pytest.mark.parametrize(
+  'factor,kernel_size,size', [(2, 3, 8), (2, 3, 3), (2, 5, 6), (3, 3, 4), (2, 1, 5), (4, 3, 3)]
+)
+def test_conv_after_upsample_equals_conv_of_the_upsampled_map(form, factor, kernel_size, size):
+  """FOMM's up block: nearest upsampling then a same-size conv, with or without the map."""
+  x = jnp.asarray(_random((2, size, size + 1, 4)))
+  kernel = jnp.asarray(_random((kernel_size, kernel_size, 4, 6), seed=1))
+  padding = kernel_size // 2
+
+  def slow(x, k):
+    up = jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+    pads = ((padding, padding),) * 2
+    return lax.conv_general_dilated(up, k, (1, 1), pads, dimension_numbers=_DN, precision='highest')
+
+  def fast(x, k):
+    return convolution.conv2d_after_upsample(x, k, factor=factor, padding=padding, form=form)
+
+  with jax.default_matmul_precision('highest'):
+    _assert_same_value_and_gradient(fast, slow, x, kernel)
+
+
+def test_conv_after_upsample_form_rule_checks_and_record():
+  assert convolution.upsampled_conv_form((1, 4, 4, 1024)) == 'upsample'  # FOMM's 4x4 block
+  assert convolution.upsampled_conv_form((1, 8, 8, 512)) == 'subpixel'
+  with pytest.raises(ValueError, match='same-size conv'):
+    convolution.conv2d_after_upsample(
+      jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 4, 5)), factor=2, padding=0
+    )
+  conv = layers.Conv(4, 5, 3, padding=1, rngs=nnx.Rngs(0))
+  x = jnp.asarray(_random((1, 8, 8, 4)))
+  with layers.record_layer_calls() as calls:
+    got = layers.conv_after_upsample(conv, x, 2)
+  assert [(c.layer, c.input_shape, c.output_shape) for c in calls] == [
+    (conv, (1, 16, 16, 4), (1, 16, 16, 5))
+  ]
+  up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  np.testing.assert_allclose(got, conv(up), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='stride 1'):
+    layers.conv_after_upsample(layers.Conv(4, 5, 3, stride=2, padding=1, rngs=nnx.Rngs(0)), x, 2)
+
+
 def test_conv_rejects_mismatched_channels():
   with pytest.raises(ValueError, match='input has 4 channels, kernel expects 3'):
     convolution.conv2d(jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 3, 5)))
