@@ -139,6 +139,8 @@ def conv_after_upsample(conv: Conv, x: jax.Array, factor: int) -> jax.Array:
   """
   if conv.stride != 1:
     raise ValueError('conv_after_upsample: the conv must have stride 1.')
+  if factor == 1:
+    return conv(x)
   y = convolution.conv2d_after_upsample(x, conv.kernel[...], factor=factor, padding=conv.padding)
   if conv.bias is not None:
     y = y + conv.bias[...]

@@ -211,10 +211,15 @@ class SqueezeUNet(KeypointModel):
     for j, block in enumerate(self.decoder):
       x = block(x, stage_inputs[-1 - j] if self.skips else None)
     if self.final is not None:
-      x = ops.upsample_nearest(x, x01.shape[1] // x.shape[1])
+      factor = x01.shape[1] // x.shape[1]
       if self.skips:
-        x = jnp.concatenate([x, x01], axis=-1)
-      x = nnx.relu(self.final(x))
+        x = self.final(jnp.concatenate([ops.upsample_nearest(x, factor), x01], axis=-1))
+      elif isinstance(self.final, layers.Conv):
+        # Without skips the conv follows the upsampling directly: sub-pixel form.
+        x = layers.conv_after_upsample(self.final, x, factor)
+      else:
+        x = self.final(ops.upsample_nearest(x, factor))
+      x = nnx.relu(x)
     # out(upsample_nearest(x)), with `out` and the head's 1x1 convs run before
     # the upsampling (models/keypoint_head.py).
     factor = height // self.heatmap_stride // x.shape[1]
