@@ -126,9 +126,6 @@ def _load_weights(name: str, checkpoint: str | None):
 
 def _export_best(workdir: str) -> str:
   """Saves the best checkpoint of a training workdir as a model folder (once)."""
-  import jax
-  from flax import nnx
-
   import models
   from models import checkpoint as saved
   from train.checkpoints import Checkpoints
@@ -136,19 +133,9 @@ def _export_best(workdir: str) -> str:
   target = os.path.join(workdir, 'best_model')
   if os.path.isdir(target):
     return target
-  checkpoints = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10**6)
-  step = checkpoints.best_step()
-  meta = checkpoints.meta(step)
+  model, meta = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10**6).load_model()
   options = {k: v for k, v in meta['config']['model'].items() if k != 'name'}
   name = meta['config']['model']['name']
-  model = models.create_model(name, saved.tuples_from_json(options), rngs=nnx.Rngs(0))
-  import orbax.checkpoint as ocp
-
-  pure = ocp.PyTreeCheckpointer().restore(os.path.join(checkpoints.directory, str(step), 'state'))
-  for kind, key in ((nnx.Param, 'params'), (nnx.BatchStat, 'batch_stats')):
-    state = nnx.state(model, kind)
-    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, pure[key]))
-    nnx.update(model, state)
   saved.save_model(target, model, name=name, config=models.model_config(name, options))
   return target
 
@@ -347,16 +334,21 @@ def _bench_ablations(args) -> list[dict]:
     array(7, 7, 35, 10),
     array(7, 7, 35, 40),
   )
-  # FOMM's largest up block: nearest x2 then a 3x3 conv, 128 -> 32 channels, to 64x64.
-  compare(
-    'FOMM up block, nearest x2 + 3x3, 128 -> 32, 32x32 -> 64x64',
-    'upsample, then conv',
-    'sub-pixel: four 2x2 convs at 32x32',
-    lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='upsample'),
-    lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='subpixel'),
-    array(args.batch, 32, 32, 128),
-    array(3, 3, 128, 32),
-  )
+  # FOMM's up blocks (nearest x2, then a 3x3 conv): the largest, where the sub-pixel form
+  # is used, and a small wide one, where it is not (`convolution.upsampled_conv_form`).
+  for what, after, size, features in (
+    ('128 -> 32, 32x32 -> 64x64', 'sub-pixel: four 2x2 convs at 32x32', 32, (128, 32)),
+    ('1024 -> 256, 4x4 -> 8x8', 'sub-pixel (not used below 8x8)', 4, (1024, 256)),
+  ):
+    compare(
+      f'FOMM up block, nearest x2 + 3x3, {what}',
+      'upsample, then conv',
+      after,
+      lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='upsample'),
+      lambda x, k: convolution.conv2d_after_upsample(x, k, factor=2, padding=1, form='subpixel'),
+      array(args.batch, size, size, features[0]),
+      array(3, 3, *features),
+    )
   # EdgeSegNet's tail: the 1x1 projection and head convs after or before the x4 upsampling.
   rngs = nnx.Rngs(0)
   projection, head = layers.Conv(88, 35, 1, rngs=rngs), KeypointHead(35, rngs=rngs)

@@ -243,14 +243,42 @@ def test_no_teacher_for_real_frames_says_how_to_get_one(shared, tmp_path):
     loop.teacher.obtain_teacher(config)
 
 
-def test_report_gathers_table4(shared, tmp_path, capsys):
-  from train import report
+def test_report_and_outliers_read_a_finished_run(shared, tmp_path, capsys):
+  from flax import nnx
 
-  loop.train_and_evaluate(smoke_config('edgeseg', shared), str(tmp_path / 'edge'))
-  report.main([str(tmp_path / 'edge'), str(shared / 'teacher')])
+  from train import outliers, report
+  from train.checkpoints import Checkpoints
+
+  config = smoke_config('edgeseg', shared)
+  workdir = str(tmp_path / 'edge')
+  loop.train_and_evaluate(config, workdir)
+  report.main([workdir, str(shared / 'teacher')])
   out = capsys.readouterr().out
   assert '| edgesegnet |' in out and '| 0.0016 | 0.0039 | 0.0077 |' in out
   assert 'fomm_teacher (teacher)' in out
+
+  # The shared loader restores exactly what was saved, in eval mode.
+  step = config.num_steps
+  model, meta = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10).load_model(step)
+  assert meta['step'] == step and model.residual.norm_in.use_running_average
+  restored = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  for got, saved in zip(restored, _params(workdir, step), strict=True):
+    np.testing.assert_array_equal(got, saved)
+
+  found = outliers.inspect(workdir, step)
+  assert len(found['running']) == len(found['batch']) == config.data.validation_size
+  assert np.all(np.isfinite(found['running'])) and np.all(found['running'] > 0)
+  assert [path for _, path, _ in found['variances']] and len(found['variances']) == 3
+  assert found['variances'] == sorted(found['variances'])
+  dead, total = found['dead_channels']
+  assert 0 <= dead <= total == 8 + 72 + 72  # EdgeSegNet's three BatchNorms
+  outliers.main(['--workdir', workdir, '--step', str(step), '--top', '2'])
+  out = capsys.readouterr().out
+  assert f'checkpoint step {step}' in out and 'running statistics' in out
+  with pytest.raises(SystemExit, match=r'no checkpoint of step 99999 .*steps held: '):
+    outliers.main(['--workdir', workdir, '--step', '99999'])
+  with pytest.raises(SystemExit, match='has no checkpoints/ folder'):
+    outliers.main(['--workdir', str(tmp_path / 'missing')])
 
 
 def test_default_workdir_is_named_after_the_config_file(shared, tmp_path):

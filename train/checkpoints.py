@@ -13,7 +13,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
+
+import models
+from models.checkpoint import tuples_from_json
 
 
 class CheckpointError(ValueError):
@@ -51,6 +57,29 @@ class Checkpoints:
       if (meta := self.meta(step)).get('val_loss') is not None
     ]
     return min(scored)[1] if scored else self.latest_step()
+
+  def load_model(self, step: int | None = None) -> tuple[nnx.Module, dict[str, Any]]:
+    """The student saved at `step` (default: the best), in eval mode, with that step's meta."""
+    steps = list(self.manager.all_steps())
+    step = self.best_step() if step is None else step
+    if step is None or step not in steps:
+      held = ', '.join(map(str, sorted(steps))) or 'none'
+      raise CheckpointError(
+        f'no checkpoint of step {step} in {self.directory} (steps held: {held}); '
+        'pick one of those steps or train first.'
+      )
+    meta = self.meta(step)
+    options = {key: value for key, value in meta['config']['model'].items() if key != 'name'}
+    name = meta['config']['model']['name']
+    model = models.create_model(name, tuples_from_json(options), rngs=nnx.Rngs(0))
+    # Restored as saved (numpy), without a template: only params and statistics are used.
+    pure = ocp.PyTreeCheckpointer().restore(os.path.join(self.directory, str(step), 'state'))
+    for kind, key in ((nnx.Param, 'params'), (nnx.BatchStat, 'batch_stats')):
+      state = nnx.state(model, kind)
+      nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, pure[key]))
+      nnx.update(model, state)
+    model.eval()
+    return model, meta
 
   def save(self, step: int, state: Any, data_state: dict, meta: dict) -> None:
     self.manager.save(
