@@ -193,7 +193,7 @@ def _bench_model(name: str, args, threads: int) -> dict:
   # The work the timed function does, as XLA counts it before optimisation (2 per
   # multiply-add, plus elementwise ops). Not 2 x mult-adds: torchinfo counts a
   # stride-2 transposed conv 4x, and students run their 1x1 tails before upsampling.
-  # (The compiled executable's count misses ops XLA hands to YNNPACK.)
+  # (The compiled executable's count came out below the work done for the teacher: not used.)
   executed_flops = counted.xla_flops
   return {
     'model': name,

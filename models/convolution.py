@@ -26,9 +26,10 @@ with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
   the *sub-pixel* form again. Each output phase is a small conv of the
   input with the kernel taps that read the same input pixel summed (3x3
   after x2: four 2x2 convs, 16 instead of 36 multiply-adds per input pixel
-  and channel pair); the upsampled map is never built. On 2x2 and 4x4 maps
-  with 1024 channels XLA's conv with those kernels is 7-20x slower than the
-  written form, which is kept there.
+  and channel pair); the upsampled map is never built. On small maps with
+  many channels XLA runs those kernels badly (FOMM's 4x4, 1024-channel
+  block: 2.5-10x slower than the written form, `benchmark.py` ablations), so
+  the written form is kept there.
 """
 
 from __future__ import annotations

@@ -181,8 +181,13 @@ def composed_pointwise(first: Conv, second_kernel: jax.Array, second_bias: jax.A
   if first.kernel.shape[:2] != (1, 1) or first.stride != 1 or first.padding != 0:
     raise ValueError('composed_pointwise: the first conv must be 1x1, stride 1, no padding.')
   first_kernel = first.kernel[0, 0]
-  first_bias = first.bias[...] if first.bias is not None else 0.0
-  return first_kernel @ second_kernel, first_bias @ second_kernel + second_bias
+  return first_kernel @ second_kernel, _bias_or_zeros(first) @ second_kernel + second_bias
+
+
+def _bias_or_zeros(conv: Conv) -> jax.Array:
+  if conv.bias is not None:
+    return conv.bias[...]
+  return jnp.zeros((conv.kernel.shape[-1],), conv.kernel.dtype)
 
 
 def pointwise_pair(first: Conv, second: Conv, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -193,9 +198,10 @@ def pointwise_pair(first: Conv, second: Conv, x: jax.Array) -> tuple[jax.Array, 
   """
   if second.kernel.shape[:2] != (1, 1) or second.stride != 1 or second.padding != 0:
     raise ValueError('pointwise_pair: the second conv must be 1x1, stride 1, no padding.')
-  composed_kernel, composed_bias = composed_pointwise(first, second.kernel[0, 0], second.bias[...])
+  second_bias = _bias_or_zeros(second)
+  composed_kernel, composed_bias = composed_pointwise(first, second.kernel[0, 0], second_bias)
   kernel = jnp.concatenate([first.kernel[0, 0], composed_kernel], axis=-1)
-  bias = jnp.concatenate([first.bias[...], composed_bias])
+  bias = jnp.concatenate([_bias_or_zeros(first), composed_bias])
   y = convolution.conv2d(x, kernel[None, None]) + bias
   width = first.kernel.shape[-1]
   outputs = y[..., :width], y[..., width:]

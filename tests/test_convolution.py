@@ -284,6 +284,10 @@ def test_pointwise_pair_equals_the_two_convs_and_records_both():
   ]
   np.testing.assert_allclose(got_first, first(x), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(got_second, second(first(x)), rtol=1e-5, atol=1e-5)
+  unbiased = layers.Conv(6, 4, 1, use_bias=False, rngs=rngs)
+  np.testing.assert_allclose(
+    layers.pointwise_pair(first, unbiased, x)[1], unbiased(first(x)), rtol=1e-5, atol=1e-5
+  )
   with pytest.raises(ValueError, match='second conv must be 1x1'):
     layers.pointwise_pair(first, layers.Conv(6, 4, 3, padding=1, rngs=rngs), x)
   with pytest.raises(ValueError, match='first conv must be 1x1'):
