@@ -128,14 +128,13 @@ def _export_best(workdir: str) -> str:
   """Saves the best checkpoint of a training workdir as a model folder (once)."""
   import models
   from models import checkpoint as saved
-  from train.checkpoints import Checkpoints
+  from train.checkpoints import Checkpoints, saved_model
 
   target = os.path.join(workdir, 'best_model')
   if os.path.isdir(target):
     return target
   model, meta = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10**6).load_model()
-  options = {k: v for k, v in meta['config']['model'].items() if k != 'name'}
-  name = meta['config']['model']['name']
+  name, options = saved_model(meta)
   saved.save_model(target, model, name=name, config=models.model_config(name, options))
   return target
 
@@ -573,6 +572,11 @@ def main(argv: list[str] | None = None) -> None:
     )
   if args.checkpoint and ',' in args.models:
     sys.exit('error: --checkpoint times one model: pass --models=NAME too.')
+  if args.checkpoint:
+    try:  # once here, so a bad checkpoint is one line, not a worker's traceback
+      _load_weights(args.models, args.checkpoint)
+    except ValueError as error:  # includes train.checkpoints.CheckpointError
+      sys.exit(f'error: {error}')
   available = len(os.sched_getaffinity(0))
   threads = [int(t) for t in args.threads.split(',')]
   if max(threads) > available or min(threads) < 1:

@@ -182,8 +182,9 @@ def _merge_taps(kernel: jax.Array, merge: np.ndarray, axis: int) -> jax.Array:
   rows = []
   for row in merge:
     taps = [lax.index_in_dim(kernel, int(t), axis, keepdims=True) for t in np.flatnonzero(row)]
-    empty = jnp.zeros_like(lax.index_in_dim(kernel, 0, axis, keepdims=True))
-    rows.append(sum(taps[1:], taps[0]) if taps else empty)
+    if not taps:  # a phase whose window is shorter than the longest
+      taps = [jnp.zeros_like(lax.index_in_dim(kernel, 0, axis, keepdims=True))]
+    rows.append(sum(taps[1:], taps[0]))
   return jnp.concatenate(rows, axis=axis)
 
 

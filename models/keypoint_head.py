@@ -94,7 +94,7 @@ class KeypointHead(nnx.Module):
       maps = self._deferred_maps(features)
     else:
       # One conv for both heads: the teacher's 7x7 heads read a 64x64x35 map once.
-      maps = jnp.concatenate(layers.shared_input_convs([self.kp, self.jacobian], features), -1)
+      maps = layers.shared_input_convs([self.kp, self.jacobian], features)
     return self._keypoints(maps)
 
   def _deferred_maps(self, deferred: Deferred) -> jax.Array:

@@ -149,12 +149,12 @@ def conv_after_upsample(conv: Conv, x: jax.Array, factor: int) -> jax.Array:
   return y
 
 
-def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
-  """Runs convs of the same geometry on the same input as one conv.
+def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> jax.Array:
+  """Runs convs of the same geometry on the same input as one conv; outputs side by side.
 
-  Their kernels are concatenated along outputs, so the input is read once and
-  the matmul underneath is wider; the result is split back per conv. Each
-  conv is still reported to the layer recorder.
+  Their kernels (and biases) are concatenated along outputs, so the input is
+  read once and the matmul underneath is wider. Each conv is still reported
+  to the layer recorder at its own output shape.
   """
   first = convs[0]
   geometry = (first.kernel.shape[:3], first.stride, first.padding)
@@ -163,13 +163,11 @@ def shared_input_convs(convs: Sequence[Conv], x: jax.Array) -> list[jax.Array]:
       'shared_input_convs: the convs differ in kernel size, inputs, stride or padding.'
     )
   kernel = jnp.concatenate([c.kernel[...] for c in convs], axis=-1)
-  y = convolution.conv2d(x, kernel, stride=first.stride, padding=first.padding)
-  outputs, start = [], 0
+  bias = jnp.concatenate([_bias_or_zeros(c) for c in convs])
+  y = convolution.conv2d(x, kernel, stride=first.stride, padding=first.padding) + bias
   for c in convs:
-    width = c.kernel.shape[-1]
-    outputs.append(_finish(c, x, y[..., start : start + width]))
-    start += width
-  return outputs
+    record_shapes(c, x.shape, (*y.shape[:3], c.kernel.shape[-1]))
+  return y
 
 
 def composed_pointwise(first: Conv, second_kernel: jax.Array, second_bias: jax.Array):

@@ -38,3 +38,6 @@ def test_bad_arguments_fail_clearly(tmp_path):
     benchmark.main(['--models=resnet', f'--out={tmp_path}'])
   with pytest.raises(SystemExit, match='--threads 64'):
     benchmark.main(['--threads=64', f'--out={tmp_path}'])
+  missing = tmp_path / 'missing'
+  with pytest.raises(SystemExit, match='^error: no saved model at .*missing'):
+    benchmark.main(['--models=edgesegnet', f'--checkpoint={missing}', f'--out={tmp_path}'])

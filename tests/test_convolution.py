@@ -263,7 +263,8 @@ def test_shared_input_convs_equal_separate_convs_and_are_each_recorded():
   b = layers.Conv(5, 7, 3, padding=1, rngs=rngs)
   x = jnp.asarray(_random((2, 8, 8, 5)))
   with layers.record_layer_calls() as calls:
-    got_a, got_b = layers.shared_input_convs([a, b], x)
+    got = layers.shared_input_convs([a, b], x)
+  got_a, got_b = got[..., :3], got[..., 3:]
   assert [call.layer for call in calls] == [a, b]
   assert [call.output_shape for call in calls] == [(2, 8, 8, 3), (2, 8, 8, 7)]
   np.testing.assert_allclose(got_a, a(x), rtol=1e-5, atol=1e-5)

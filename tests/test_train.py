@@ -279,6 +279,9 @@ def test_report_and_outliers_read_a_finished_run(shared, tmp_path, capsys):
     outliers.main(['--workdir', workdir, '--step', '99999'])
   with pytest.raises(SystemExit, match='has no checkpoints/ folder'):
     outliers.main(['--workdir', str(tmp_path / 'missing')])
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', str(step), 'state'))
+  with pytest.raises(SystemExit, match=rf'^error: checkpoint .*{step}/state cannot be restored'):
+    outliers.main(['--workdir', workdir, '--step', str(step)])
 
 
 def test_default_workdir_is_named_after_the_config_file(shared, tmp_path):

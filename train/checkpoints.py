@@ -22,6 +22,12 @@ import models
 from models.checkpoint import tuples_from_json
 
 
+def saved_model(meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+  """(model name, model options) of a checkpoint's meta."""
+  model = meta['config']['model']
+  return model['name'], {key: value for key, value in model.items() if key != 'name'}
+
+
 class CheckpointError(ValueError):
   """A checkpoint that cannot be used; the message says which and what to do."""
 
@@ -69,11 +75,17 @@ class Checkpoints:
         'pick one of those steps or train first.'
       )
     meta = self.meta(step)
-    options = {key: value for key, value in meta['config']['model'].items() if key != 'name'}
-    name = meta['config']['model']['name']
+    name, options = saved_model(meta)
     model = models.create_model(name, tuples_from_json(options), rngs=nnx.Rngs(0))
     # Restored as saved (numpy), without a template: only params and statistics are used.
-    pure = ocp.PyTreeCheckpointer().restore(os.path.join(self.directory, str(step), 'state'))
+    path = os.path.join(self.directory, str(step), 'state')
+    try:
+      pure = ocp.PyTreeCheckpointer().restore(path)
+    except Exception as error:  # orbax raises many types for damaged folders
+      raise CheckpointError(
+        f'checkpoint {path} cannot be restored ({type(error).__name__}: {str(error)[:200]}); '
+        'pick another step or delete that folder.'
+      ) from error
     for kind, key in ((nnx.Param, 'params'), (nnx.BatchStat, 'batch_stats')):
       state = nnx.state(model, kind)
       nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, pure[key]))
