@@ -4,19 +4,36 @@ python main.py --config=configs/edgeseg.py
 python main.py --config=configs/edgeseg.py --config.optim.lr=1e-3 --workdir=workdirs/lr1e-3
 python main.py --config=configs/edgeseg.py --mode=eval
 python main.py --config=configs/edgeseg.py:smoke
+
+Two steps, in this order: when the config distils from a teacher that is
+not there yet (and the data is the embedded synthetic set), the default
+teacher (configs/teacher.py) is trained first in `config.teacher.checkpoint`;
+then the student. Both resume from their checkpoints when rerun.
 """
 
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (path.py[:arg]).',
-                                          lock_config=True)  # fmt: skip
-_WORKDIR = flags.DEFINE_string('workdir', None,
-                               'Where checkpoints, metrics and results go (default: '
-                               'workdirs/<config file stem>).')  # fmt: skip
+from tools import cli
+
+# Unlocked, accepting new fields: any model option can be set from the command
+# line (configs hold only the options they change); train.config_checks
+# rejects unknown fields with the valid ones named.
+_CONFIG = config_flags.DEFINE_config_file(
+  'config',
+  None,
+  'Experiment config file (path.py[:arg]).',
+  lock_config=False,
+  accept_new_attributes=True,
+)
+_WORKDIR = flags.DEFINE_string(
+  'workdir',
+  None,
+  'Where checkpoints, metrics and results go (default: workdirs/<config file stem>).',
+)
 _MODE = flags.DEFINE_enum(
   'mode',
   'train',
@@ -32,26 +49,44 @@ def _default_workdir() -> str:
   return os.path.join('workdirs', os.path.splitext(os.path.basename(path))[0])
 
 
+def run(config, workdir: str, mode: str) -> None:
+  """Teacher first (if it is missing), then the student; or evaluates the workdir."""
+  from train import evaluate, loop, teacher
+  from train.experiment import Experiment
+
+  if mode == 'eval':
+    evaluate.evaluate_workdir(Experiment(config, workdir))
+    return
+  teacher_config = teacher.teacher_to_train(config)
+  if teacher_config is not None:
+    variant = f':{config.teacher.train_variant}' if config.teacher.train_variant else ''
+    print(
+      f'step 1 of 2: no finished teacher at {os.path.abspath(config.teacher.checkpoint)}: '
+      f'training the default one there (configs/teacher.py{variant})',
+      flush=True,
+    )
+    loop.train_and_evaluate(teacher_config, config.teacher.checkpoint)
+    print('step 2 of 2: distilling the student', flush=True)
+  loop.train_and_evaluate(config, workdir)
+
+
 def main(argv):
-  del argv
+  cli.no_positional(argv)
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   import jax
 
+  from train import config_checks
+
   if _MULTIHOST.value:
     jax.distributed.initialize()
-  from train import loop
-
   config = _CONFIG.value
-  workdir = _WORKDIR.value or _default_workdir()
   logging.info('devices: %s', jax.devices())
   logging.info('config:\n%s', config)
   try:
-    if _MODE.value == 'eval':
-      loop.evaluate_only(config, workdir)
-    else:
-      loop.train_and_evaluate(config, workdir)
-  except (ValueError, RuntimeError, FileExistsError) as error:
+    config_checks.validate(config)
+    run(config, _WORKDIR.value or _default_workdir(), _MODE.value)
+  except (ValueError, RuntimeError) as error:
     if logging.get_verbosity() >= logging.DEBUG:  # --verbosity=1: the whole traceback
       raise
     sys.exit(f'error: {error}')
@@ -59,4 +94,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('config')
-  app.run(main)
+  cli.run(main)

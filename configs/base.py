@@ -1,5 +1,11 @@
 """Shared defaults of every experiment, and the `:smoke` / `:paper` variants.
 
+Values only (no project imports, so reading a config loads neither JAX nor
+TFDS). `config.model` holds the model's name and the options an experiment
+changes; every other option is the model's default (`models.spec(name)`), and
+any option can be set from the command line (`--config.model.fold=4`), checked
+against the model's options when the run starts.
+
 A config file calls `get_base_config(model_name)`, overrides what differs and
 passes its argument to `apply_variant`:
 - no argument: a schedule sized for this project's 2-core CPU machine;
@@ -12,10 +18,33 @@ from __future__ import annotations
 
 import ml_collections
 
-import models
-from data import pipeline
-
 VARIANTS = ('smoke', 'paper')
+
+
+def data_config() -> ml_collections.ConfigDict:
+  """`config.data` of every experiment (read by `data.pipeline`)."""
+  return ml_collections.ConfigDict(
+    {
+      'name': 'synthetic_faces',
+      # Where TFDS writes prepared datasets (kept out of git).
+      'data_dir': 'datasets',
+      # Stored frame size; must be a whole multiple of the model's input size.
+      'image_size': 64,
+      'seed': 0,
+      'train_size': 20_000,
+      'validation_size': 2_000,
+      'test_size': 2_000,
+      # `frames` only: the folder in FOMM's layout, and its split and quality rules.
+      'manual_dir': '',
+      'validation_fraction': 0.1,
+      'max_bad_fraction': 0.01,
+      # FOMM's vox augmentation: horizontal flip and colour jitter (train only).
+      'flip': True,
+      'jitter': {'brightness': 0.1, 'contrast': 0.1, 'saturation': 0.1, 'hue': 0.1},
+      # grain worker processes for the train iterator (0: in the main process).
+      'workers': 0,
+    }
+  )
 
 
 def get_base_config(model: str) -> ml_collections.ConfigDict:
@@ -23,18 +52,18 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
   # 'distill': learn the teacher's outputs; 'supervised': learn the dataset's landmarks.
   config.task = 'distill'
   config.seed = 0
-  config.model = models.default_config(model)
-  config.model.name = model
+  # The model's name and the options this experiment changes (see the module docstring).
+  config.model = ml_collections.ConfigDict({'name': model})
   config.teacher = ml_collections.ConfigDict(
     {
-      # A saved model folder (tools.convert_fomm or a trained teacher's export).
-      'checkpoint': 'workdirs/teacher/model',
-      # When that folder is empty and the data is synthetic: the variant of
-      # configs/teacher.py trained there first ('' for its default).
+      # A checkpoint folder (`python -m tools.convert_fomm`) or a teacher's training workdir.
+      'checkpoint': 'workdirs/teacher',
+      # When that holds no finished teacher and the data is synthetic: main.py trains
+      # this variant of configs/teacher.py there first ('' for its default).
       'train_variant': '',
     }
   )
-  config.data = pipeline.default_config()
+  config.data = data_config()
   # Weights of the loss terms: L1 = kp + jacobian (the series' best), L2 adds the
   # heatmap term, L3 also attention transfer.
   config.loss = ml_collections.ConfigDict(
@@ -62,10 +91,8 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
   config.log_every = 25
-  # Warm start from another run's checkpoint folder (its workdir) or a saved model.
+  # Warm start from another run's workdir (its best checkpoint) or a checkpoint folder.
   config.init_from = ''
-  # Also save the final model here in the shared model format ('' for no export).
-  config.export_model = ''
   return config
 
 
@@ -78,7 +105,7 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
   if arg == 'smoke':
     config.data.update({'train_size': 48, 'validation_size': 16, 'test_size': 16})
     config.data.data_dir = 'datasets/smoke'
-    config.teacher.checkpoint = 'workdirs/teacher_smoke/model'
+    config.teacher.checkpoint = 'workdirs/teacher_smoke'
     config.teacher.train_variant = 'smoke'
     config.optim.milestones = ()
     config.batch_size = 4

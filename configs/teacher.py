@@ -8,9 +8,10 @@ train loss 0.0058, val loss 0.0034, val keypoint distance to the true landmarks 
 FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
 max_features 128; about 50 images/s of training on 2 cores) so that 800 steps
 of 16 train in about 5 minutes on a CPU; it takes 64x64
-frames (scale_factor 1: the pipeline downsamples larger frames once). The
-final model is exported to workdirs/teacher/model, the format the FOMM
-converter writes, which the distillation configs load.
+frames (scale_factor 1: the pipeline downsamples larger frames once). Its
+workdir, workdirs/teacher, is where the distillation configs look for it
+(`config.teacher.checkpoint`); they read its best checkpoint the way they
+read a converted FOMM checkpoint.
 """
 
 from configs import base
@@ -26,10 +27,8 @@ def get_config(arg: str | None = None):
   config.num_steps = 800
   config.eval_every = 400
   config.checkpoint_every = 400
-  config.export_model = 'workdirs/teacher/model'
   config = base.apply_variant(config, arg)
   if arg == 'smoke':
     config.model.update({'block_expansion': 4, 'max_features': 16, 'num_blocks': 3})
     config.optim.milestones = ()
-    config.export_model = 'workdirs/teacher_smoke/model'
   return config

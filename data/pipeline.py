@@ -25,34 +25,8 @@ from models import ops
 DATASETS = ('synthetic_faces', 'frames')
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """`config.data` of every experiment."""
-  return ml_collections.ConfigDict(
-    {
-      'name': 'synthetic_faces',
-      # Where TFDS writes prepared datasets (kept out of git).
-      'data_dir': 'datasets',
-      # Stored frame size; must be a whole multiple of the model's input size.
-      'image_size': 64,
-      'seed': 0,
-      'train_size': 20_000,
-      'validation_size': 2_000,
-      'test_size': 2_000,
-      # `frames` only: the folder in FOMM's layout, and its split and quality rules.
-      'manual_dir': '',
-      'validation_fraction': 0.1,
-      'max_bad_fraction': 0.01,
-      # FOMM's vox augmentation: horizontal flip and colour jitter (train only).
-      'flip': True,
-      'jitter': {'brightness': 0.1, 'contrast': 0.1, 'saturation': 0.1, 'hue': 0.1},
-      # grain worker processes for the train iterator (0: in the main process).
-      'workers': 0,
-    }
-  )
-
-
 def make_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-  """The TFDS builder that `config` (a `default_config()`) describes.
+  """The TFDS builder that `config` (`configs.base.data_config()`) describes.
 
   Raises:
     ValueError: for an unknown dataset name or a `frames` config without a folder.

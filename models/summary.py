@@ -10,24 +10,22 @@ torchinfo's rules (ARCHITECTURES.md section 6), applied per leaf-layer call:
 XLA's FLOPs come from `cost_analysis()` of the lowered computation: every op
 counts and a multiply-add is 2 FLOPs, so they are a different, labelled figure.
 
-Usage:
-  python -m models.summary                       # every model beside the article
-  python -m models.summary --model=edgesegnet    # one model, layer by layer
+Command line: `python -m tools.summary` (every model beside the article) and
+`python -m tools.summary --model=edgesegnet` (one model, layer by layer).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import math
-import sys
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models import article, layers, registry
+from models import layers, registry
+from models.article import Table3Row
 from models.base import KeypointModel
 
 _BYTES_PER_ELEMENT = 4  # float32, as torchinfo assumes
@@ -227,47 +225,12 @@ def format_comparison(summaries: list[ModelSummary]) -> str:
     )
 
   for s in summaries:
-    paper = article.TABLE3[s.name]
+    spec = registry.spec(s.name)
+    paper, scope = spec.table3, spec.table3_scope
     size = 'x'.join(str(d) for d in s.input_shape[1:])
-    scope = article.TABLE3_SCOPE.get(s.name)
-    whole = paper if scope is None else article.Table3Row(None, None, None, None)
+    whole = paper if scope is None else Table3Row()
     row(s.name, size, s.params, s.mult_adds, s.pass_size_mb, whole, f'{s.xla_flops / 1e9:.3f}')
     if scope is not None:
       params, mult_adds, pass_mb = s.subtotals()[scope]
       row(f'{s.name}: {scope} only', '', params, mult_adds, pass_mb, paper, '')
   return '\n'.join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument(
-    '--model',
-    default='all',
-    help=f'one of {", ".join(registry.MODEL_NAMES)}, or "all" (default) for the comparison',
-  )
-  parser.add_argument('--input-size', type=int, help="square input size (default: the model's)")
-  args = parser.parse_args(argv)
-
-  names = registry.MODEL_NAMES if args.model == 'all' else (args.model,)
-  summaries = []
-  for name in names:
-    try:
-      model = registry.create_model(name, rngs=nnx.Rngs(0))
-      shape = None
-      if args.input_size:
-        shape = (1, args.input_size, args.input_size, model.num_channels)
-      summaries.append(summarize(model, shape, per_layer_xla=args.model != 'all'))
-    except ValueError as error:
-      sys.exit(f'error: {error}')
-  if args.model == 'all':
-    print(
-      "Ours beside the article's Table 3, batch 1 (params, mult-adds, pass size by "
-      "torchinfo's rules; XLA GFLOPs from cost_analysis)."
-    )
-    print(format_comparison(summaries))
-  else:
-    print(format_layers(summaries[0]))
-
-
-if __name__ == '__main__':
-  main()

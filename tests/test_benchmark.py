@@ -1,23 +1,56 @@
-"""benchmark.py runs end to end in its quick mode and writes its files (timings not asserted)."""
+"""benchmark.py runs end to end in its quick mode and writes its files (timings not asserted).
+
+The command is run as a subprocess (its absl flags stay out of this process);
+the bench/ library is imported directly.
+"""
 
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
-import pytest
-
-import benchmark
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmark_writes_tables_plot_and_json(tmp_path, capsys):
-  threads = [1, 2] if len(os.sched_getaffinity(0)) >= 2 else [1]
-  benchmark.main(
-    [
-      '--runs=3',
-      '--models=squeeze_unet',
-      f'--threads={",".join(map(str, threads))}',
-      f'--out={tmp_path}',
-    ]
+def _benchmark(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    [sys.executable, 'benchmark.py', *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=False,
   )
+
+
+def _last_error_line(result: subprocess.CompletedProcess) -> str:
+  assert result.returncode != 0, result.stdout[-2000:]
+  return result.stderr.strip().splitlines()[-1]
+
+
+def _listing(folder: pathlib.Path) -> dict[str, tuple[int, int]]:
+  """Every file and folder under `folder`: relative path -> (size, mtime) for files."""
+  listing = {}
+  for path in sorted(folder.rglob('*')):
+    stat = path.stat()
+    listing[str(path.relative_to(folder))] = (
+      (stat.st_size, stat.st_mtime_ns) if path.is_file() else (0, 0)
+    )
+  return listing
+
+
+def test_quick_benchmark_writes_tables_plot_and_json(tmp_path):
+  from bench.models import FIGURE1_SIZES
+
+  threads = [1, 2] if len(os.sched_getaffinity(0)) >= 2 else [1]
+  result = _benchmark(
+    '--runs=3',
+    '--models=squeeze_unet',
+    f'--threads={",".join(map(str, threads))}',
+    '--out',  # the space form: DIR must not reach the workers as a stray argument
+    str(tmp_path),
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
   for name in ('table3.md', 'figure1.md', 'ablations.md', 'figure1.png', 'results.json'):
     assert (tmp_path / name).exists(), name
   results = json.loads((tmp_path / 'results.json').read_text())
@@ -25,19 +58,78 @@ def test_quick_benchmark_writes_tables_plot_and_json(tmp_path, capsys):
   row = results['records'][0]['models'][0]
   assert row['model'] == 'squeeze_unet' and row['params'] == 2_507_035
   assert row['max_kp_difference'] < 1e-3  # the same function in both frameworks
-  assert len(results['records'][0]['figure1']) == 2 * len(benchmark.FIGURE1_SIZES)
+  assert len(results['records'][0]['figure1']) == 2 * len(FIGURE1_SIZES)
   table = (tmp_path / 'table3.md').read_text()
   assert 'Measured on' in table and '| squeeze_unet | 1 | 2,507,035 |' in table
   assert '14.2 |' in table  # the article's runtime beside ours
   ablations = (tmp_path / 'ablations.md').read_text()
   assert 'whole model: squeeze_unet' in ablations and 'sub-pixel shifted MACs' in ablations
+  assert len(results['records'][0]['ablations']) == 13
+  assert f'wrote {tmp_path / "table3.md"}' in result.stdout
+
+
+def test_ablation_rows_are_data_with_the_documented_names():
+  from bench import ablations
+
+  rows = ablations.ablations()
+  assert len(rows) == 13
+  assert len({row.what for row in rows}) == 13
+  assert any(row.after == 'sub-pixel shifted MACs' for row in rows)
+  assert all(callable(row.before_fn) and callable(row.after_fn) for row in rows)
 
 
 def test_bad_arguments_fail_clearly(tmp_path):
-  with pytest.raises(SystemExit, match='unknown model.*valid'):
-    benchmark.main(['--models=resnet', f'--out={tmp_path}'])
-  with pytest.raises(SystemExit, match='--threads 64'):
-    benchmark.main(['--threads=64', f'--out={tmp_path}'])
+  assert _last_error_line(_benchmark('--models=resnet', f'--out={tmp_path}')).startswith(
+    'error: unknown model(s) resnet; valid: '
+  )
+  assert _last_error_line(_benchmark('--threads=64', f'--out={tmp_path}')).startswith(
+    'error: --threads 64'
+  )
   missing = tmp_path / 'missing'
-  with pytest.raises(SystemExit, match='^error: no saved model at .*missing'):
-    benchmark.main(['--models=edgesegnet', f'--checkpoint={missing}', f'--out={tmp_path}'])
+  line = _last_error_line(
+    _benchmark('--models=edgesegnet', f'--checkpoint={missing}', f'--out={tmp_path}')
+  )
+  assert line.startswith('error: no checkpoints at ') and str(missing) in line
+  assert _last_error_line(_benchmark('--runs=many')).startswith('error: ')
+  assert _last_error_line(_benchmark('--out', str(tmp_path), 'stray')).startswith(
+    'error: unexpected argument(s) stray'
+  )
+  assert 'threads_worker' not in _benchmark('--help').stdout  # internal
+
+
+def test_trained_workdir_is_timed_and_only_read(tmp_path):
+  from flax import nnx
+
+  import models
+  from train.checkpoints import save_model
+
+  workdir = tmp_path / 'workdir'
+  name = 'edgesegnet'
+  model = models.create_model(name, rngs=nnx.Rngs(1))
+  save_model(workdir / 'checkpoints', model, name=name, options=models.model_config(name))
+  before = _listing(workdir)
+  assert any(path.startswith('checkpoints') for path in before)
+
+  # Another model than the one saved, or no --models (every model): one error line each.
+  line = _last_error_line(_benchmark(f'--checkpoint={workdir}', '--models=squeeze_unet'))
+  assert line == f'error: --checkpoint {workdir} holds a edgesegnet, not squeeze_unet.'
+  line = _last_error_line(_benchmark('--checkpoint', str(workdir)))
+  assert line == 'error: --checkpoint times one model: pass --models=NAME too.'
+
+  out = tmp_path / 'out'
+  result = _benchmark(
+    '--checkpoint',
+    str(workdir),
+    f'--models={name}',
+    '--skip_figure1',
+    '--runs=3',
+    '--threads=1',
+    f'--out={out}',
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert _listing(workdir) == before  # nothing written into the training workdir
+  results = json.loads((out / 'results.json').read_text())
+  row = results['records'][0]['models'][0]
+  assert row['model'] == name and row['max_kp_difference'] < 1e-3
+  assert results['records'][0]['figure1'] == []
+  assert sorted(p.name for p in out.iterdir()) == ['ablations.md', 'results.json', 'table3.md']

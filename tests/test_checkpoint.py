@@ -1,4 +1,4 @@
-"""A saved model restores exactly, and damaged folders fail with a clear error."""
+"""A saved model restores exactly through the one loader, and damaged folders fail clearly."""
 
 import json
 import shutil
@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 import models
-from models import checkpoint
+from train import checkpoints
 
 
 def _saved(tmp_path, name='l3unet', config=None):
@@ -18,43 +18,77 @@ def _saved(tmp_path, name='l3unet', config=None):
     if isinstance(node, nnx.BatchNorm):
       node.mean[...] = node.mean[...] + 0.5  # non-trivial running statistics
   path = tmp_path / 'model'
-  checkpoint.save_model(path, model, name=name, config=models.model_config(name, config))
+  checkpoints.save_model(path, model, name=name, options=models.model_config(name, config))
   return model, path
+
+
+def _leaves(model):
+  return jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
 
 
 def test_round_trip_restores_weights_and_statistics(tmp_path):
   model, path = _saved(tmp_path, config={'fold': 4})
-  restored, meta = checkpoint.load_model(path)
-  assert meta['model'] == 'l3unet' and meta['config']['fold'] == 4
+  restored, meta = checkpoints.restore_model(path)
+  assert meta['model'] == 'l3unet' and meta['options']['fold'] == 4 and meta['step'] == 0
   assert restored.fold == 4
-  saved = nnx.state(model, checkpoint.SAVED)
-  loaded = nnx.state(restored, checkpoint.SAVED)
-  for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(loaded), strict=True):
+  for a, b in zip(_leaves(model), _leaves(restored), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_tuple_options_come_back_as_tuples(tmp_path):
+  _, path = _saved(tmp_path, name='squeeze_encdec')
+  restored, meta = checkpoints.restore_model(path)
+  assert isinstance(meta['options']['decoder'], list)  # JSON
+  options = models.model_config('squeeze_encdec', meta['options'])
+  assert options.decoder == models.default_config('squeeze_encdec').decoder
+  assert isinstance(options.decoder[0], tuple)
+
+
+def test_reader_writes_nothing(tmp_path):
+  _, path = _saved(tmp_path)
+  before = sorted(p.relative_to(path) for p in path.rglob('*'))
+  checkpoints.restore_model(path)
+  assert sorted(p.relative_to(path) for p in path.rglob('*')) == before
 
 
 def test_refuses_to_overwrite(tmp_path):
   model, path = _saved(tmp_path)
-  with pytest.raises(FileExistsError, match='already exists'):
-    checkpoint.save_model(path, model, name='l3unet', config=models.default_config('l3unet'))
+  with pytest.raises(checkpoints.CheckpointError, match='already exists'):
+    checkpoints.save_model(path, model, name='l3unet', options=models.default_config('l3unet'))
 
 
 def test_damaged_weights_fail_clearly(tmp_path):
   _, path = _saved(tmp_path)
-  shutil.rmtree(path / 'state')
-  with pytest.raises(ValueError, match='cannot restore the weights in'):
-    checkpoint.load_model(path)
+  shutil.rmtree(path / '0' / 'state')
+  with pytest.raises(checkpoints.CheckpointError, match=r'0/state cannot be restored'):
+    checkpoints.restore_model(path)
+
+
+def test_missing_step_names_the_steps_held(tmp_path):
+  _, path = _saved(tmp_path)
+  with pytest.raises(checkpoints.CheckpointError, match=r'no checkpoint of step 7 .*held: 0'):
+    checkpoints.restore_model(path, step=7)
 
 
 def test_metadata_naming_another_architecture_fails_clearly(tmp_path):
   _, path = _saved(tmp_path)
-  meta_file = next((path / 'meta').iterdir())
+  meta_file = next((path / '0' / 'meta').iterdir())
   meta = json.loads(meta_file.read_text())
   meta['model'] = 'resnet'
   meta_file.write_text(json.dumps(meta))
-  with pytest.raises(ValueError, match='does not name a known model'):
-    checkpoint.load_model(path)
+  with pytest.raises(checkpoints.CheckpointError, match='does not name a model of the zoo'):
+    checkpoints.restore_model(path)
   meta['model'] = 'edgesegnet'
   meta_file.write_text(json.dumps(meta))
-  with pytest.raises(ValueError, match='unknown option'):
-    checkpoint.load_model(path)
+  with pytest.raises(checkpoints.CheckpointError, match='unknown option'):
+    checkpoints.restore_model(path)
+  del meta['options']
+  meta_file.write_text(json.dumps(meta))
+  with pytest.raises(checkpoints.CheckpointError, match='not written by this version'):
+    checkpoints.restore_model(path)
+
+
+def test_weights_that_do_not_fit_the_options_fail_clearly(tmp_path):
+  _, path = _saved(tmp_path)
+  with pytest.raises(checkpoints.CheckpointError, match='do not fit l3unet'):
+    checkpoints.restore_model(path, options={'post_features': (48, 48, 40)})

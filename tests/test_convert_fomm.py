@@ -1,6 +1,8 @@
 """FOMM's checkpoint converts into the Flax teacher, and bad files fail clearly."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -8,9 +10,11 @@ import pytest
 import torch
 from flax import nnx
 
-from models import checkpoint
-from tools import convert_fomm
 from torch_twins import create_twin
+from torch_twins import fomm_checkpoint as convert_fomm
+from train import checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A narrow teacher keeps the test fast; its widths saturate at max_features,
 # which the shape inference must recognise.
@@ -49,12 +53,15 @@ def test_converted_teacher_matches_pytorch_on_256_frames(tmp_path):
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
   out = tmp_path / 'teacher'
-  convert_fomm.main([f'--checkpoint={source}', f'--out={out}'])
+  command = _command('--checkpoint', str(source), f'--out={out}')  # both flag forms
+  assert command.returncode == 0, command.stderr
+  assert 'wrote' in command.stdout and 'fomm_teacher with' in command.stdout
 
-  teacher, meta = checkpoint.load_model(out)
-  assert meta['model'] == 'fomm_teacher'
-  assert meta['config']['scale_factor'] == 0.25
-  assert meta['config']['max_features'] == 32
+  teacher, meta = checkpoints.restore_model(out)
+  assert meta['model'] == 'fomm_teacher' and meta['step'] == 0
+  assert meta['options']['scale_factor'] == 0.25
+  assert meta['options']['max_features'] == 32
+  assert meta['source'] == str(source) and meta['converted_by'] == 'tools.convert_fomm'
   frames = np.random.default_rng(0).uniform(size=(2, 256, 256, 3)).astype(np.float32)
   graphdef, state = nnx.split(teacher)
   ours = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, frames)
@@ -86,10 +93,20 @@ def test_vox_configuration_is_inferred_from_shapes():
     convert_fomm.infer_config(state, num_kp=15)
 
 
+def _command(*args):
+  return subprocess.run(
+    [sys.executable, '-m', 'tools.convert_fomm', *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+
+
 def _fails(capsys, tmp_path, source, fragment):
   out = tmp_path / 'out'
-  with pytest.raises(SystemExit) as error:
-    convert_fomm.main([f'--checkpoint={source}', f'--out={out}'])
+  with pytest.raises(ValueError) as error:
+    convert_fomm.convert(str(source), str(out))
   assert fragment in str(error.value), error.value
   assert '\n' not in str(error.value).strip()
   assert not out.exists()
@@ -148,29 +165,40 @@ def test_existing_output_and_missing_file(tmp_path, capsys):
   source = tmp_path / 'ok.pth'
   _save_like_fomm(_twin(), source)
   (tmp_path / 'out').mkdir()
-  with pytest.raises(SystemExit, match='already exists'):
-    convert_fomm.main([f'--checkpoint={source}', f'--out={tmp_path / "out"}'])
+  command = _command(f'--checkpoint={source}', f'--out={tmp_path / "out"}')
+  assert command.returncode != 0 and 'already exists' in command.stderr.strip().splitlines()[-1]
   assert os.listdir(tmp_path / 'out') == []
 
 
-def test_load_model_errors_are_clear(tmp_path):
-  with pytest.raises(ValueError, match='no saved model at'):
-    checkpoint.load_model(tmp_path)
+def test_restore_errors_are_clear(tmp_path):
+  with pytest.raises(checkpoints.CheckpointError, match='no checkpoints in'):
+    checkpoints.restore_model(tmp_path)
+  with pytest.raises(checkpoints.CheckpointError, match='no checkpoints at'):
+    checkpoints.restore_model(tmp_path / 'missing')
+
+
+def test_command_errors_are_one_line(tmp_path):
+  command = _command(f'--checkpoint={tmp_path / "nope.pth"}', f'--out={tmp_path / "out"}')
+  assert command.returncode != 0 and 'Traceback' not in command.stderr
+  assert command.stderr.strip().splitlines()[-1].startswith('error: ')
+  assert 'no such file' in command.stderr
+  missing_flag = _command(f'--out={tmp_path / "out"}')
+  assert missing_flag.stderr.strip().splitlines()[-1].startswith('error: flag --checkpoint=None')
 
 
 def test_converted_256_teacher_is_used_at_64_without_a_second_downsampling(tmp_path):
   """Frames reach the teacher already downsampled: it is rebuilt at scale 1, same weights."""
   from configs import edgeseg
-  from train.teacher import obtain_teacher
+  from train.teacher import load_teacher
 
   twin = _twin()
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
-  convert_fomm.main([f'--checkpoint={source}', f'--out={tmp_path / "teacher"}'])
+  convert_fomm.convert(str(source), str(tmp_path / 'teacher'))
   config = edgeseg.get_config('smoke')
   config.teacher.checkpoint = str(tmp_path / 'teacher')
-  teacher, meta = obtain_teacher(config)
-  assert meta['config']['scale_factor'] == 0.25 and teacher.scale_factor == 1.0
+  teacher, meta = load_teacher(config)
+  assert meta['options']['scale_factor'] == 0.25 and teacher.scale_factor == 1.0
   frames = np.random.default_rng(0).uniform(size=(1, 256, 256, 3)).astype(np.float32)
   from models import ops
 

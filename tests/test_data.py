@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import base
 from data import faces, pipeline
 from data.frames import FramesError
 from models import ops
 
 
 def _config(tmp_path, **overrides):
-  config = pipeline.default_config()
+  config = base.data_config()
   config.update(
     {
       'data_dir': str(tmp_path / 'tfds'),

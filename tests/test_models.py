@@ -267,7 +267,13 @@ def test_library_does_not_import_torch():
   import sys
 
   code = (
-    'import sys, models, models.summary, models.checkpoint; '
+    'import sys, models, models.summary, data.pipeline, train.loop, train.checkpoints; '
     'sys.exit(1 if "torch" in sys.modules else 0)'
+  )
+  assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0
+  # Configs hold values: reading one loads neither JAX nor TFDS.
+  code = (
+    'import sys; from configs import edgeseg, teacher; edgeseg.get_config(); '
+    'sys.exit(1 if {"jax", "tensorflow_datasets"} & set(sys.modules) else 0)'
   )
   assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0

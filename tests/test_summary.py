@@ -1,12 +1,17 @@
 """The accounting reproduces the article's counts and follows torchinfo's rules."""
 
 import functools
+import os
+import subprocess
+import sys
 
 import pytest
 from flax import nnx
 
 import models
-from models import article, summary
+from models import summary
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @functools.cache
@@ -33,12 +38,12 @@ def test_teacher_hourglass_reproduces_the_series():
   assert s.subtotals()['head'][0] == 17_160 + 68_640
 
 
-@pytest.mark.parametrize('name', [n for n in models.MODEL_NAMES if article.TABLE3[n].params])
+@pytest.mark.parametrize('name', [n for n in models.MODEL_NAMES if models.spec(n).table3.params])
 def test_within_tolerance_of_the_article(name):
   s = _summary(name)
-  scope = article.TABLE3_SCOPE.get(name)
+  scope = models.spec(name).table3_scope
   params, mult_adds, _ = s.subtotals()[scope] if scope else (s.params, s.mult_adds, 0)
-  paper = article.TABLE3[name]
+  paper = models.spec(name).table3
   assert abs(params - paper.params) / paper.params <= 0.10
   assert abs(mult_adds / 1e6 - paper.mult_adds_m) / paper.mult_adds_m <= 0.25
 
@@ -66,9 +71,20 @@ def test_depthwise_layers_are_counted_like_pytorch_grouped_convs():
   assert depthwise.mult_adds == depthwise.params * 32 * 32
 
 
-def test_per_layer_xla_flops_are_reported_and_labelled(capsys):
-  summary.main(['--model=squeeze_encdec'])
-  out = capsys.readouterr().out
+def _command(*args):
+  return subprocess.run(
+    [sys.executable, '-m', 'tools.summary', *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+
+
+def test_per_layer_xla_flops_are_reported_and_labelled():
+  command = _command('--model', 'squeeze_encdec')  # the space form of a flag works too
+  assert command.returncode == 0, command.stderr
+  out = command.stdout
   assert 'torchinfo rules' in out and 'cost_analysis' in out
   assert 'Total params:                  756,395' in out
   s = summary.summarize(models.create_model('squeeze_encdec', rngs=nnx.Rngs(0)))
@@ -87,8 +103,15 @@ def test_comparison_table_lists_every_model(capsys):
   assert '| fomm_teacher: predictor only |  | 14,129,568 | 14,129,568 | +0.0% | 989.31 |' in table
 
 
-def test_cli_errors_are_one_clear_line():
-  with pytest.raises(SystemExit, match='unknown model .nope.; valid models'):
-    summary.main(['--model=nope'])
-  with pytest.raises(SystemExit, match='edgesegnet: cannot take a 50x50 input'):
-    summary.main(['--model=edgesegnet', '--input-size=50'])
+@pytest.mark.parametrize(
+  'args,message',
+  [
+    (['--model=nope'], "error: unknown model 'nope'; valid models"),
+    (['--model=edgesegnet', '--input_size=50'], 'error: edgesegnet: cannot take a 50x50 input'),
+    (['--model=edgesegnet', 'extra'], 'error: unexpected argument(s) extra'),
+  ],
+)
+def test_cli_errors_are_one_clear_line(args, message):
+  command = _command(*args)
+  assert command.returncode != 0 and 'Traceback' not in command.stderr
+  assert command.stderr.strip().splitlines()[-1].startswith(message), command.stderr

@@ -1,4 +1,8 @@
-"""The distillation system end to end on :smoke configs (tiny data, a few steps)."""
+"""The distillation system end to end on :smoke configs (tiny data, a few steps).
+
+Runs that several tests read (the teacher, an EdgeSegNet run of 6 and of 12
+steps) are trained once per module; tests copy a workdir before changing it.
+"""
 
 import importlib
 import json
@@ -13,9 +17,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from flax import nnx
 
-from models import checkpoint as saved_models
-from train import loop
+from train import checkpoints, loop, teacher
 from train.checkpoints import CheckpointError
 from train.config_checks import ConfigError, validate
 from train.teacher import TeacherError
@@ -31,10 +35,11 @@ STUDENTS = (
 )
 
 
-def smoke_config(name, shared):
+def smoke_config(name, shared, **overrides):
   config = importlib.import_module(f'configs.{name}').get_config('smoke')
   config.data.data_dir = str(shared / 'data')
-  config.teacher.checkpoint = str(shared / 'teacher' / 'model')
+  config.teacher.checkpoint = str(shared / 'teacher')
+  config.update(overrides)
   return config
 
 
@@ -42,11 +47,25 @@ def smoke_config(name, shared):
 def shared(tmp_path_factory):
   """A tiny dataset and a smoke teacher, trained once for the whole module."""
   shared = tmp_path_factory.mktemp('shared')
-  config = smoke_config('teacher', shared)
-  config.export_model = str(shared / 'teacher' / 'model')
-  results = loop.train_and_evaluate(config, str(shared / 'teacher'))
+  results = loop.train_and_evaluate(smoke_config('teacher', shared), str(shared / 'teacher'))
   assert results['task'] == 'supervised'
   return shared
+
+
+@pytest.fixture(scope='module')
+def edgeseg_run(shared, tmp_path_factory):
+  """An EdgeSegNet smoke run (6 steps), read by several tests."""
+  workdir = tmp_path_factory.mktemp('edgeseg')
+  return workdir, loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))
+
+
+@pytest.fixture(scope='module')
+def edgeseg_12(shared, tmp_path_factory):
+  """A straight 12-step EdgeSegNet run: what interrupted runs must reproduce."""
+  workdir = tmp_path_factory.mktemp('edgeseg12')
+  config = smoke_config('edgeseg', shared, num_steps=12, eval_every=6, checkpoint_every=3)
+  loop.train_and_evaluate(config, str(workdir))
+  return workdir
 
 
 def _params(workdir, step):
@@ -55,17 +74,29 @@ def _params(workdir, step):
   return jax.tree.leaves(ocp.PyTreeCheckpointer().restore(path)['params'])
 
 
-def test_teacher_export_loads_like_a_converted_fomm_checkpoint(shared):
-  teacher, meta = saved_models.load_model(shared / 'teacher' / 'model')
-  assert meta['model'] == 'fomm_teacher' and meta['trained_by'] == 'train.loop'
-  assert teacher.scale_factor == 1.0
+def _assert_same_params(a, b, step):
+  for x, y in zip(_params(a, step), _params(b, step), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_trained_teacher_loads_like_a_converted_fomm_checkpoint(shared):
+  model, meta = checkpoints.restore_model(shared / 'teacher')
+  assert meta['model'] == 'fomm_teacher' and meta['experiment']['task'] == 'supervised'
+  assert meta['step'] == 6 and model.scale_factor == 1.0
+  config = smoke_config('edgeseg', shared)
+  assert teacher.teacher_to_train(config) is None  # finished: no second training
+  loaded, _ = teacher.load_teacher(config)
+  assert loaded.scale_factor == 1.0
   for name in ('results.json', 'metrics.jsonl', 'loss_curves.png', 'val_keypoints.png'):
     assert (shared / 'teacher' / name).exists(), name
 
 
 @pytest.mark.parametrize('name', STUDENTS)
-def test_student_smoke_run(shared, tmp_path, name):
-  results = loop.train_and_evaluate(smoke_config(name, shared), str(tmp_path))
+def test_student_smoke_run(shared, tmp_path, request, name):
+  if name == 'edgeseg':
+    workdir, results = request.getfixturevalue('edgeseg_run')
+  else:
+    workdir, results = tmp_path, loop.train_and_evaluate(smoke_config(name, shared), str(tmp_path))
   for key in (
     'train_loss',
     'val_loss',
@@ -76,26 +107,30 @@ def test_student_smoke_run(shared, tmp_path, name):
     'teacher_gt_distance',
   ):
     assert np.isfinite(results[key]), key
-  assert json.loads((tmp_path / 'results.json').read_text()) == results
-  records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert json.loads((workdir / 'results.json').read_text()) == results
+  records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   train = [r for r in records if r['split'] == 'train']
   assert [r['step'] for r in train] == [1, 2, 3, 4, 5, 6]
   assert {'loss_kp', 'loss_jacobian', 'grad_norm', 'lr'} <= set(train[0])
   assert [r['step'] for r in records if r['split'] == 'validation'] == [3, 6]
-  assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['3', '6']
-  assert (tmp_path / 'loss_curves.png').exists() and (tmp_path / 'val_keypoints.png').exists()
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['3', '6']
+  assert (workdir / 'loss_curves.png').exists() and (workdir / 'val_keypoints.png').exists()
 
 
-def test_resume_gives_the_same_parameters_as_a_straight_run(shared, tmp_path):
-  straight = tmp_path / 'straight'
-  loop.train_and_evaluate(smoke_config('edgeseg', shared), str(straight))
-  resumed = tmp_path / 'resumed'
-  config = smoke_config('edgeseg', shared)
-  config.num_steps = 3
-  loop.train_and_evaluate(config, str(resumed))
-  loop.train_and_evaluate(smoke_config('edgeseg', shared), str(resumed))
-  for a, b in zip(_params(straight, 6), _params(resumed, 6), strict=True):
-    np.testing.assert_array_equal(a, b)
+def test_resume_gives_the_same_parameters_as_a_straight_run(shared, edgeseg_12, tmp_path):
+  config = smoke_config('edgeseg', shared, num_steps=6, eval_every=6, checkpoint_every=3)
+  loop.train_and_evaluate(config, str(tmp_path))
+  config = smoke_config('edgeseg', shared, num_steps=12, eval_every=6, checkpoint_every=3)
+  loop.train_and_evaluate(config, str(tmp_path))
+  _assert_same_params(edgeseg_12, tmp_path, 12)
+
+
+def test_checkpoint_policy_keeps_the_last_steps_and_the_best(edgeseg_12):
+  steps = sorted(int(s) for s in os.listdir(edgeseg_12 / 'checkpoints') if s.isdigit())
+  reader = checkpoints.Reader(edgeseg_12)
+  best = reader.best_step()
+  assert best in (6, 12) and steps == sorted({9, 12, best})
+  assert reader.meta(12)['experiment']['num_steps'] == 12
 
 
 def _main(*args, env=None, **kwargs):
@@ -114,19 +149,14 @@ def _overrides(shared, workdir, steps=12):
   return [
     f'--workdir={workdir}',
     f'--config.data.data_dir={shared / "data"}',
-    f'--config.teacher.checkpoint={shared / "teacher" / "model"}',
+    f'--config.teacher.checkpoint={shared / "teacher"}',
     f'--config.num_steps={steps}',
     '--config.eval_every=6',
     '--config.checkpoint_every=3',
   ]
 
 
-def test_killed_run_resumes_to_identical_parameters(shared, tmp_path):
-  straight = tmp_path / 'straight'
-  config = smoke_config('edgeseg', shared)
-  config.update({'num_steps': 12, 'eval_every': 6, 'checkpoint_every': 3})
-  loop.train_and_evaluate(config, str(straight))
-
+def test_killed_run_resumes_to_identical_parameters(shared, edgeseg_12, tmp_path):
   killed = tmp_path / 'killed'
   process = _main('--config=configs/edgeseg.py:smoke', *_overrides(shared, killed))
   deadline = time.time() + 240
@@ -139,15 +169,29 @@ def test_killed_run_resumes_to_identical_parameters(shared, tmp_path):
   finished = _main('--config=configs/edgeseg.py:smoke', *_overrides(shared, killed))
   out, err = finished.communicate(timeout=300)
   assert finished.returncode == 0, err
-  assert 'resuming from step' in out
-  for a, b in zip(_params(straight, 12), _params(killed, 12), strict=True):
-    np.testing.assert_array_equal(a, b)
+  assert 'resuming from step' in out and 'step 1 of 2' not in out  # the teacher is there
+  _assert_same_params(edgeseg_12, killed, 12)
   # --mode=eval restores the best checkpoint and evaluates it.
   evaluated = _main('--config=configs/edgeseg.py:smoke', '--mode=eval', *_overrides(shared, killed))
   out, err = evaluated.communicate(timeout=300)
   assert evaluated.returncode == 0, err
   assert '(best by val loss)' in out
   assert json.loads((killed / 'eval_results.json').read_text())['step'] in (6, 12)
+
+
+def test_main_trains_a_missing_teacher_first_then_the_student(shared, tmp_path):
+  """No recursion: main.py runs the teacher's config in its workdir, then the student."""
+  process = _main(
+    '--config=configs/l3unet.py:smoke',
+    f'--workdir={tmp_path / "student"}',
+    f'--config.data.data_dir={shared / "data"}',
+    f'--config.teacher.checkpoint={tmp_path / "teacher"}',
+  )
+  out, err = process.communicate(timeout=300)
+  assert process.returncode == 0, err
+  assert out.index('step 1 of 2') < out.index('fomm_teacher:') < out.index('step 2 of 2')
+  assert (tmp_path / 'teacher' / 'checkpoints' / '6').is_dir()
+  assert (tmp_path / 'student' / 'results.json').exists()
 
 
 def test_data_parallel_on_two_devices_matches_one(shared, tmp_path):
@@ -180,6 +224,9 @@ def test_data_parallel_on_two_devices_matches_one(shared, tmp_path):
     ('loss.kp', -0.5, 'loss.kp must be >= 0'),
     ('data.image_size', 72, 'cannot be downsampled'),
     ('model.fold', 3, 'multiples of 24'),
+    ('model.folds', 3, 'unknown option(s) folds for model'),
+    ('optim.lrr', 1e-3, 'unknown field optim.lrr (did you mean lr?)'),
+    ('bogus', 1, 'unknown field bogus; valid fields: batch_size'),
   ],
 )
 def test_bad_config_values_fail_with_one_line(shared, key, value, message):
@@ -191,39 +238,53 @@ def test_bad_config_values_fail_with_one_line(shared, key, value, message):
   assert message in str(error.value) and '\n' not in str(error.value)
 
 
-def test_cli_rejects_typos_and_bad_values_clearly(shared, tmp_path):
-  typo = _main(
-    '--config=configs/edgeseg.py:smoke', '--config.optim.lrr=1e-3', f'--workdir={tmp_path}'
+@pytest.mark.parametrize(
+  'flag,last_line',
+  [
+    ('--config.optim.lr=-1', 'error: config: optim.lr must be positive, got -1.0.'),
+    ('--config.bogus=1', 'error: config: unknown field bogus; valid fields: '),
+    ('--config.optim.lrr=1e-3', 'error: config: unknown field optim.lrr (did you mean lr?)'),
+    ('--config.nosuch.field=1', 'error: bad command-line override: '),
+    ('--config.optim.lr=abc', 'error: flag --config.optim.lr=abc: '),
+    ('--workdir=/proc/no/such/workdir', 'error: cannot create the workdir /proc/no/such/workdir'),
+  ],
+)
+def test_cli_rejects_typos_and_bad_values_in_one_line(shared, tmp_path, flag, last_line):
+  workdir = [] if flag.startswith('--workdir') else [f'--workdir={tmp_path}']
+  process = _main(
+    '--config=configs/edgeseg.py:smoke',
+    f'--config.teacher.checkpoint={shared / "teacher"}',
+    f'--config.data.data_dir={shared / "data"}',
+    *workdir,
+    flag,
   )
-  _, err = typo.communicate(timeout=120)
-  assert typo.returncode != 0 and 'lrr' in err
-  bad = _main('--config=configs/edgeseg.py:smoke', '--config.optim.lr=-1', f'--workdir={tmp_path}')
-  _, err = bad.communicate(timeout=120)
-  assert bad.returncode == 1
-  assert err.strip().splitlines()[-1] == 'error: config: optim.lr must be positive, got -1.0.'
+  _, err = process.communicate(timeout=120)
+  lines = err.strip().splitlines()
+  assert process.returncode != 0 and lines[-1].startswith(last_line), err
+  assert 'Traceback' not in err
   assert not (tmp_path / 'checkpoints').exists()
 
 
-def test_other_architecture_and_damaged_checkpoints_fail_clearly(shared, tmp_path):
-  loop.train_and_evaluate(smoke_config('edgeseg', shared), str(tmp_path))
+def test_other_architecture_and_damaged_checkpoints_fail_clearly(shared, edgeseg_run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(edgeseg_run[0], workdir)
   with pytest.raises(CheckpointError, match='holds another model.*name'):
-    loop.train_and_evaluate(smoke_config('l3unet', shared), str(tmp_path))
-  shutil.rmtree(tmp_path / 'checkpoints' / '6' / 'state')
+    loop.train_and_evaluate(smoke_config('l3unet', shared), str(workdir))
+  shutil.rmtree(workdir / 'checkpoints' / '6' / 'state')
   with pytest.raises(CheckpointError, match='6 cannot be restored.*delete that folder'):
-    loop.train_and_evaluate(smoke_config('edgeseg', shared), str(tmp_path))
+    loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))
 
 
-def test_warm_start_from_another_run_and_its_mismatch(shared, tmp_path):
-  source = tmp_path / 'source'
-  loop.train_and_evaluate(smoke_config('edgeseg', shared), str(source))
-  config = smoke_config('edgeseg', shared)
-  config.init_from = str(source)
-  results = loop.train_and_evaluate(config, str(tmp_path / 'warm'))
+def test_warm_start_from_another_run_and_its_mismatch(shared, edgeseg_run, tmp_path):
+  source = edgeseg_run[0]
+  results = loop.train_and_evaluate(
+    smoke_config('edgeseg', shared, init_from=str(source)), str(tmp_path / 'warm')
+  )
   assert results['steps'] == 6
-  config = smoke_config('squeeze_unet', shared)
-  config.init_from = str(source)
   with pytest.raises(CheckpointError, match='holds another model'):
-    loop.train_and_evaluate(config, str(tmp_path / 'wrong'))
+    loop.train_and_evaluate(
+      smoke_config('squeeze_unet', shared, init_from=str(source)), str(tmp_path / 'wrong')
+    )
 
 
 def test_nan_loss_stops_before_saving(shared, tmp_path):
@@ -240,51 +301,68 @@ def test_no_teacher_for_real_frames_says_how_to_get_one(shared, tmp_path):
   config.teacher.checkpoint = str(tmp_path / 'missing')
   config.data.name = 'frames'
   with pytest.raises(TeacherError, match='tools.convert_fomm'):
-    loop.teacher.obtain_teacher(config)
+    teacher.teacher_to_train(config)
+  with pytest.raises(TeacherError, match='tools.convert_fomm'):
+    teacher.load_teacher(config)
 
 
-def test_report_and_outliers_read_a_finished_run(shared, tmp_path, capsys):
-  from flax import nnx
+def _tool(*args):
+  return subprocess.run(
+    [sys.executable, '-m', *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+  )
 
-  from train import outliers, report
-  from train.checkpoints import Checkpoints
 
-  config = smoke_config('edgeseg', shared)
-  workdir = str(tmp_path / 'edge')
-  loop.train_and_evaluate(config, workdir)
-  report.main([workdir, str(shared / 'teacher')])
-  out = capsys.readouterr().out
-  assert '| edgesegnet |' in out and '| 0.0016 | 0.0039 | 0.0077 |' in out
-  assert 'fomm_teacher (teacher)' in out
+def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
+  from train import outliers
+
+  workdir = edgeseg_run[0]
+  report = _tool('tools.report', str(workdir), str(shared / 'teacher'))
+  assert report.returncode == 0, report.stderr
+  assert '| edgesegnet |' in report.stdout and '| 0.0016 | 0.0039 | 0.0077 |' in report.stdout
+  assert 'fomm_teacher (teacher)' in report.stdout
 
   # The shared loader restores exactly what was saved, in eval mode.
-  step = config.num_steps
-  model, meta = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10).load_model(step)
+  step = 6
+  model, meta = checkpoints.restore_model(workdir, step)
   assert meta['step'] == step and model.residual.norm_in.use_running_average
   restored = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
   for got, saved in zip(restored, _params(workdir, step), strict=True):
     np.testing.assert_array_equal(got, saved)
 
-  found = outliers.inspect(workdir, step)
-  assert len(found['running']) == len(found['batch']) == config.data.validation_size
+  found = outliers.inspect(str(workdir), step)
+  assert len(found['running']) == len(found['batch']) == 16  # the smoke validation split
   assert np.all(np.isfinite(found['running'])) and np.all(found['running'] > 0)
   assert [path for _, path, _ in found['variances']] and len(found['variances']) == 3
   assert found['variances'] == sorted(found['variances'])
   dead, total = found['dead_channels']
   assert 0 <= dead <= total == 8 + 72 + 72  # EdgeSegNet's three BatchNorms
-  outliers.main(['--workdir', workdir, '--step', str(step), '--top', '2'])
-  out = capsys.readouterr().out
-  assert f'checkpoint step {step}' in out and 'running statistics' in out
-  with pytest.raises(SystemExit, match=r'no checkpoint of step 99999 .*steps held: '):
-    outliers.main(['--workdir', workdir, '--step', '99999'])
-  with pytest.raises(SystemExit, match='has no checkpoints/ folder'):
-    outliers.main(['--workdir', str(tmp_path / 'missing')])
-  shutil.rmtree(os.path.join(workdir, 'checkpoints', str(step), 'state'))
-  with pytest.raises(SystemExit, match=rf'^error: checkpoint .*{step}/state cannot be restored'):
-    outliers.main(['--workdir', workdir, '--step', str(step)])
+  # Both flag forms (--flag=value and --flag value).
+  cli = _tool('tools.outliers', '--workdir', str(workdir), f'--step={step}', '--top', '2')
+  assert cli.returncode == 0, cli.stderr
+  assert f'checkpoint step {step}' in cli.stdout and 'running statistics' in cli.stdout
+  missing_step = _tool('tools.outliers', f'--workdir={workdir}', '--step=99999')
+  assert (
+    missing_step.stderr.strip().splitlines()[-1].startswith('error: no checkpoint of step 99999 ')
+  )
+  assert 'steps held: ' in missing_step.stderr
+  missing = _tool('tools.outliers', f'--workdir={shared / "missing"}')
+  assert missing.stderr.strip().splitlines()[-1].startswith('error: no checkpoints at ')
 
 
-def test_default_workdir_is_named_after_the_config_file(shared, tmp_path):
+def test_damaged_state_is_one_line_for_the_tools(edgeseg_run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(edgeseg_run[0], workdir)
+  shutil.rmtree(workdir / 'checkpoints' / '6' / 'state')
+  cli = _tool('tools.outliers', f'--workdir={workdir}', '--step=6')
+  assert cli.returncode != 0
+  assert (
+    cli.stderr.strip()
+    .splitlines()[-1]
+    .startswith(f'error: checkpoint {workdir}/checkpoints/6/state cannot be restored')
+  )
+
+
+def test_default_workdir_is_named_after_the_config_file():
   process = subprocess.run(
     [
       sys.executable,

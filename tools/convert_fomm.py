@@ -1,205 +1,48 @@
 """Converts FOMM's PyTorch keypoint detector checkpoint into the Flax teacher.
 
-Usage:
   python -m tools.convert_fomm --checkpoint=vox-cpk.pth.tar --out=checkpoints/fomm_vox
 
 Accepts FOMM's full checkpoint (the state dict under `kp_detector`) or a bare
-state dict, with or without a `module.` prefix or `num_batches_tracked`. The
-teacher's configuration (keypoints, widths, blocks, jacobian maps, anti-alias
-scale) is read off the tensor shapes; flags such as --num_kp check it. Every
-key and shape is validated before anything is written. The file is loaded
-with `weights_only=True`: a checkpoint never runs code.
+state dict; the teacher's configuration is read off the tensor shapes, and
+the --num_kp style flags check it (`torch_twins.fomm_checkpoint`). The file
+is loaded with `weights_only=True`: a checkpoint never runs code. Then
+distil with `--config.teacher.checkpoint=OUT`.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import pickle
 import sys
-import zipfile
-from collections.abc import Mapping
-from typing import Any
 
-import ml_collections
-import numpy as np
+from absl import flags
 
-NAME = 'fomm_teacher'
-_DOWN = 'predictor.encoder.down_blocks.{}.conv.weight'
-# Options that the tensors cannot tell; FOMM's vox-256 values by default.
-_NOT_IN_TENSORS = ('temperature', 'pad')
+from tools import cli
+
+_CHECKPOINT = flags.DEFINE_string(
+  'checkpoint', None, 'FOMM checkpoint (.pth.tar) or state dict', required=True
+)
+_OUT = flags.DEFINE_string('out', None, 'folder to write the Flax teacher to (new)', required=True)
+_TEMPERATURE = flags.DEFINE_float('temperature', 0.1, 'heatmap softmax temperature')
+_PAD = flags.DEFINE_integer('pad', 0, "padding of FOMM's 7x7 heads")
+_CHECKED = {
+  name: flags.DEFINE_integer(name, None, 'check the inferred value')
+  for name in ('num_kp', 'block_expansion', 'max_features', 'num_blocks')
+}
+_CHECKED['scale_factor'] = flags.DEFINE_float('scale_factor', None, 'check the inferred value')
 
 
-class ConversionError(ValueError):
-  """A checkpoint that cannot become the teacher; the message says why and what to do."""
+def main(argv: list[str]) -> None:
+  cli.no_positional(argv)
+  from torch_twins import fomm_checkpoint
 
-
-def load_state_dict(path: str) -> dict[str, np.ndarray]:
-  """Reads the keypoint detector's tensors from a FOMM-style checkpoint file.
-
-  Returns:
-    name -> float32 array, without `module.` prefixes or `num_batches_tracked`.
-  """
-  import torch
-
-  if not os.path.isfile(path):
-    raise ConversionError(f"{path}: no such file; pass FOMM's checkpoint, e.g. vox-cpk.pth.tar.")
+  known = {name: holder.value for name, holder in _CHECKED.items()}
+  known.update(temperature=_TEMPERATURE.value, pad=_PAD.value)
   try:
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-  except pickle.UnpicklingError as error:
-    raise ConversionError(
-      f'{path}: refused to load: it holds objects other than tensors and plain containers, '
-      f'which could run code ({str(error).splitlines()[0][:200]}). Re-save only the state dict.'
-    ) from error
-  except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-    raise ConversionError(
-      f'{path}: not a readable PyTorch checkpoint (truncated or another format): '
-      f'{str(error).splitlines()[0][:200]}'
-    ) from error
-  if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get('kp_detector'), Mapping):
-    checkpoint = checkpoint['kp_detector']
-  if not isinstance(checkpoint, Mapping) or not all(
-    isinstance(v, torch.Tensor) for v in checkpoint.values()
-  ):
-    keys = list(checkpoint)[:10] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-    raise ConversionError(
-      f"{path}: expected FOMM's checkpoint (a dict with a `kp_detector` state dict) or a bare "
-      f'state dict of tensors; found {keys}.'
-    )
-  state = {}
-  for key, value in checkpoint.items():
-    key = key.removeprefix('module.')
-    if not key.endswith('num_batches_tracked'):
-      state[key] = value.detach().cpu().float().numpy()
-  return state
-
-
-def _scale_from_gaussian(kernel: np.ndarray) -> float:
-  """The anti-alias scale 1/n whose Gaussian FOMM would have built."""
-  from models import ops
-
-  for inverse in range(2, 33):
-    vector = ops.anti_alias_kernel_1d(1.0 / inverse)
-    if vector.size == kernel.shape[-1]:
-      expected = np.outer(vector, vector)
-      if np.allclose(kernel[0, 0], expected, atol=1e-6):
-        return 1.0 / inverse
-  raise ConversionError(
-    f'down.weight {kernel.shape} is not the Gaussian of any anti-alias scale 1/n (n = 2..32).'
-  )
-
-
-def infer_config(state: Mapping[str, np.ndarray], **known: Any) -> ml_collections.ConfigDict:
-  """The teacher configuration that these tensors imply.
-
-  Args:
-    state: the detector's state dict.
-    **known: options the tensors cannot tell (temperature, pad) or that the
-      caller wants checked (any other option); None means "infer".
-
-  Raises:
-    ConversionError: when the tensors are not a keypoint detector or disagree
-      with a checked option.
-  """
-  import models
-
-  required = ['kp.weight', 'jacobian.weight', _DOWN.format(0)]
-  missing = [key for key in required if key not in state]
-  if missing:
-    raise ConversionError(
-      f'not a FOMM keypoint detector: missing {", ".join(missing)} '
-      f'(found {len(state)} tensors, e.g. {", ".join(list(state)[:5])}).'
-    )
-  num_blocks = 0
-  while _DOWN.format(num_blocks) in state:
-    num_blocks += 1
-  widths = [state[_DOWN.format(i)].shape[0] for i in range(num_blocks)]
-  first = state[_DOWN.format(0)]
-  kp, jacobian = state['kp.weight'], state['jacobian.weight']
-  num_kp = kp.shape[0]
-  jacobian_maps = jacobian.shape[0] // 4
-  config = models.default_config(NAME)
-  config.update(
-    {
-      'num_kp': num_kp,
-      'num_channels': first.shape[1],
-      'block_expansion': widths[0] // 2,
-      'max_features': max(widths),
-      'num_blocks': num_blocks,
-      'single_jacobian_map': jacobian_maps == 1 and num_kp != 1,
-      'head_kernel_size': kp.shape[-1],
-      'scale_factor': _scale_from_gaussian(state['down.weight']) if 'down.weight' in state else 1.0,
-    }
-  )
-  for key, value in known.items():
-    if value is None:
-      continue
-    if key not in config:
-      raise ConversionError(f'unknown teacher option {key}; valid: {", ".join(config)}.')
-    if key in _NOT_IN_TENSORS:
-      config[key] = value
-    elif config[key] != value:
-      raise ConversionError(
-        f'the checkpoint has {key}={config[key]}, but {key}={value} was asked for.'
-      )
-  return config
-
-
-def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.ConfigDict, int]:
-  """Converts `checkpoint` into a saved Flax teacher at `out`.
-
-  Returns:
-    The teacher's configuration and its parameter count.
-
-  Raises:
-    ConversionError: for any problem, before anything is written.
-  """
-  from flax import nnx
-
-  import models
-  from models import checkpoint as saved
-  from torch_twins import porting
-
-  if os.path.exists(out):
-    raise ConversionError(f'{out} already exists; choose another --out or delete it first.')
-  state = load_state_dict(checkpoint)
-  config = infer_config(state, **known)
-  teacher = models.create_model(NAME, config, rngs=nnx.Rngs(0))
-  try:
-    porting.torch_to_flax(state, teacher, NAME)
-  except porting.PortingError as error:
-    raise ConversionError(f'{checkpoint}: {error}') from error
-  saved.save_model(
-    out,
-    teacher,
-    name=NAME,
-    config=config,
-    metadata={'source': os.path.abspath(checkpoint), 'converted_by': 'tools.convert_fomm'},
-  )
-  params = sum(v.size for k, v in state.items() if not k.startswith('down.') and 'running' not in k)
-  return config, params
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument(
-    '--checkpoint', required=True, help='FOMM checkpoint (.pth.tar) or state dict'
-  )
-  parser.add_argument('--out', required=True, help='folder to write the Flax teacher to (new)')
-  parser.add_argument('--temperature', type=float, default=0.1, help='heatmap softmax temperature')
-  parser.add_argument('--pad', type=int, default=0, help="padding of FOMM's 7x7 heads")
-  for option in ('num_kp', 'block_expansion', 'max_features', 'num_blocks'):
-    parser.add_argument(f'--{option}', type=int, help='check the inferred value')
-  parser.add_argument('--scale_factor', type=float, help='check the inferred value')
-  args = parser.parse_args(argv)
-  known = {k: v for k, v in vars(args).items() if k not in ('checkpoint', 'out')}
-  try:
-    config, params = convert(args.checkpoint, args.out, **known)
-  except (ConversionError, FileExistsError) as error:
+    config, params = fomm_checkpoint.convert(_CHECKPOINT.value, _OUT.value, **known)
+  except ValueError as error:  # ConversionError, CheckpointError
     sys.exit(f'error: {error}')
-  print(f'wrote {args.out}: fomm_teacher with {params:,} parameters')
+  print(f'wrote {_OUT.value}: fomm_teacher with {params:,} parameters')
   print('config: ' + ', '.join(f'{k}={v}' for k, v in config.items()))
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main)

@@ -1,8 +1,8 @@
 """Weights between a Flax model and its PyTorch twin, by per-layer rules.
 
 A Flax leaf layer at path `a.b.0.conv` is the PyTorch module `a.b.0.conv`
-(both trees use the same names), except for per-model prefix renames
-(FOMM's heads sit at the top level: `head.kp` is `kp`). Each layer type has
+(both trees use the same names), except for the prefix renames in the
+model's spec (FOMM's heads sit at the top level: `head.kp` is `kp`). Each layer type has
 one rule that converts its tensors both ways: convs (HWIO <-> OIHW),
 transposed convs (HWIO <-> IOHW), depthwise convs (HWC <-> C1HW) and
 BatchNorm with its running statistics.
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from flax import nnx
 
+import models
 from models import layers
 
 _Convert = Callable[[np.ndarray], np.ndarray]
@@ -54,10 +55,6 @@ _RULES: dict[type, tuple[_Rule, ...]] = {
 }
 _RULES[layers.DepthwiseConvTranspose] = _RULES[layers.DepthwiseConv]
 
-# Prefix renames from Flax paths to PyTorch names, per model.
-RENAMES: dict[str, tuple[tuple[str, str], ...]] = {'fomm_teacher': (('head.', ''),)}
-# PyTorch buffers that the Flax model computes from its config instead of storing.
-DERIVED_BUFFERS: dict[str, frozenset[str]] = {'fomm_teacher': frozenset({'down.weight'})}
 # Bookkeeping PyTorch stores and Flax has no use for.
 _IGNORED_SUFFIXES = ('num_batches_tracked',)
 
@@ -78,7 +75,7 @@ class PortingError(ValueError):
 
 
 def _torch_prefix(path: str, name: str) -> str:
-  for old, new in RENAMES.get(name, ()):
+  for old, new in models.spec(name).torch_renames:
     if path.startswith(old):
       path = new + path[len(old) :]
   return path
@@ -122,7 +119,7 @@ def torch_to_flax(state_dict: Mapping[str, np.ndarray], model: nnx.Module, name:
     PortingError: listing every missing, unexpected and mis-shaped tensor.
   """
   state = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIXES)}
-  derived = DERIVED_BUFFERS.get(name, frozenset())
+  derived = models.spec(name).torch_derived_buffers
   writes, missing, mis_shaped = [], [], []
   for key, layer, attribute, _, to_flax in _entries(model, name):
     if key not in state:
@@ -156,7 +153,7 @@ def load_into_twin(model: nnx.Module, name: str, twin) -> None:
 
   converted = flax_to_torch(model, name)
   own = twin.state_dict()
-  derived = DERIVED_BUFFERS.get(name, frozenset())
+  derived = models.spec(name).torch_derived_buffers
   kept = {k for k in own if k.endswith(_IGNORED_SUFFIXES) or k in derived}
   missing = sorted(set(own) - set(converted) - kept)
   unexpected = sorted(set(converted) - set(own))

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 import models
-from torch_twins import edgesegnet, fomm, l3unet, squeeze_unet
 
-TWINS: dict[str, type[nn.Module]] = {
-  'fomm_teacher': fomm.KPDetector,
-  'squeeze_unet': squeeze_unet.SqueezeUNet,
-  'squeeze_unet_dsc': squeeze_unet.SqueezeUNet,
-  'squeeze_unet_noskip': squeeze_unet.SqueezeUNet,
-  'squeeze_encdec': squeeze_unet.SqueezeUNet,
-  'l3unet': l3unet.L3UNet,
-  'edgesegnet': edgesegnet.EdgeSegNet,
-}
+
+def twin_class(name: str) -> type[nn.Module]:
+  """The twin's class, from the import path in the model's spec."""
+  module, _, cls = models.spec(name).twin.partition(':')
+  return getattr(importlib.import_module(module), cls)
 
 
 def create_twin(name: str, config: Mapping[str, Any] | None = None) -> nn.Module:
   """The PyTorch twin of model `name` with the same options as `models.create_model`."""
   options = models.model_config(name, config)
-  return TWINS[name](**options.to_dict())
+  return twin_class(name)(**options.to_dict())

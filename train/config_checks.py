@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+
 import jax
 import ml_collections
 from flax import nnx
 
 import models
+from configs import base
 from data import pipeline
 from train import losses
 
@@ -18,24 +21,48 @@ class ConfigError(ValueError):
   """A config value that makes no sense; the message names the key and what it needs."""
 
 
-def model_options(config: ml_collections.ConfigDict) -> dict:
-  return {k: v for k, v in config.model.items() if k != 'name'}
+def _need(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(f'config: {message}')
+
+
+def _check_fields(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict, at: str):
+  """Every field of `config` exists in `schema` (the base config); `model` is checked apart.
+
+  Command-line overrides may add fields (so that any model option can be set),
+  which makes a typo a new field: this is where it is caught.
+  """
+  for key, value in config.items():
+    path = f'{at}{key}'
+    if path == 'model':
+      continue
+    if key not in schema:
+      near = difflib.get_close_matches(key, list(schema.keys()), n=3)
+      hint = f' (did you mean {" or ".join(near)}?)' if near else ''
+      raise ConfigError(
+        f'config: unknown field {path}{hint}; valid fields{" of " + at[:-1] if at else ""}: '
+        f'{", ".join(sorted(schema.keys()))}.'
+      )
+    if isinstance(schema[key], ml_collections.ConfigDict):
+      _need(isinstance(value, ml_collections.ConfigDict), f'{path} must be a group of fields.')
+      _check_fields(value, schema[key], f'{path}.')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError for the first nonsensical value."""
-
-  def need(ok: bool, message: str) -> None:
-    if not ok:
-      raise ConfigError(f'config: {message}')
-
-  need(config.task in TASKS, f'task={config.task!r}; valid: {", ".join(TASKS)}.')
-  need(
+  """Raises ConfigError for the first unknown field or nonsensical value."""
+  _need('model' in config and 'name' in config.model, 'model.name is missing.')
+  try:
+    models.study_config(config.model.name, config.model)
+  except ValueError as error:  # unknown model or option, naming the valid ones
+    raise ConfigError(f'config.model: {error}') from error
+  _check_fields(config, base.get_base_config(config.model.name), '')
+  _need(config.task in TASKS, f'task={config.task!r}; valid: {", ".join(TASKS)}.')
+  _need(
     config.optim.name in OPTIMIZERS,
     f'optim.name={config.optim.name!r}; valid: {", ".join(OPTIMIZERS)}.',
   )
-  need(config.optim.lr > 0, f'optim.lr must be positive, got {config.optim.lr}.')
-  need(config.num_steps > 0, f'num_steps must be positive, got {config.num_steps}.')
+  _need(config.optim.lr > 0, f'optim.lr must be positive, got {config.optim.lr}.')
+  _need(config.num_steps > 0, f'num_steps must be positive, got {config.num_steps}.')
   for key in (
     'batch_size',
     'eval_batch_size',
@@ -44,39 +71,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
     'log_every',
     'keep_checkpoints',
   ):
-    need(config[key] > 0, f'{key} must be positive, got {config[key]}.')
+    _need(config[key] > 0, f'{key} must be positive, got {config[key]}.')
   for milestone in config.optim.milestones:
-    need(
+    _need(
       0 < milestone < config.num_steps,
       f'optim.milestones {tuple(config.optim.milestones)} must lie inside (0, num_steps='
       f'{config.num_steps}).',
     )
-  need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
+  _need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
   weights = {name: config.loss[name] for name in losses.TERMS}
   for name, weight in weights.items():
-    need(weight >= 0, f'loss.{name} must be >= 0, got {weight}.')
-  need(any(w > 0 for w in weights.values()), 'at least one loss weight must be positive.')
+    _need(weight >= 0, f'loss.{name} must be >= 0, got {weight}.')
+  _need(any(w > 0 for w in weights.values()), 'at least one loss weight must be positive.')
   if config.task == 'supervised':
-    need(
+    _need(
       config.data.name == 'synthetic_faces',
       'task=supervised needs landmarks, which only data.name=synthetic_faces has.',
     )
-    need(
+    _need(
       weights['heatmap'] == 0 and weights['attention'] == 0,
       'task=supervised learns landmarks: loss.heatmap and loss.attention must be 0.',
     )
   devices = jax.device_count()
-  need(
+  _need(
     config.batch_size % devices == 0,
     f'batch_size {config.batch_size} must be divisible by the {devices} devices.',
   )
+  spec = models.spec(config.model.name)
   try:
     model = nnx.eval_shape(
-      lambda: models.create_model(config.model.name, model_options(config), rngs=nnx.Rngs(0))
+      lambda: models.create_model(
+        spec.name, models.study_config(spec.name, config.model), rngs=nnx.Rngs(0)
+      )
     )
   except ValueError as error:
     raise ConfigError(f'config.model: {error}') from error
-  size = model.default_input_size if config.model.name != 'fomm_teacher' else 64
+  size = spec.input_size
   try:
     pipeline.check_request(config.data, 'train', config.batch_size, size)
     model.check_input_shape((1, size, size, 3))

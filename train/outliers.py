@@ -9,15 +9,11 @@ images, and the BatchNorm channels with the smallest running variance (a
 channel that is almost always zero in training is divided by about
 sqrt(eps) at inference, so an input that does excite it is amplified).
 
-Usage:
-  python -m train.outliers --workdir=workdirs/squeeze_unet_dsc [--step=800] [--top=5]
+Command line: `python -m tools.outliers --workdir=workdirs/squeeze_unet_dsc [--step=800]
+[--top=5]`.
 """
 
 from __future__ import annotations
-
-import argparse
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +21,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from data import pipeline
 from models import layers
-from train.checkpoints import CheckpointError, Checkpoints
+from train import checkpoints
+from train.experiment import Experiment
 
 # A jacobian entry above this is far outside what the data holds (|J| ~ 1).
 BLOWN_UP = 10.0
@@ -57,13 +53,13 @@ def batch_norms(model: nnx.Module) -> list[tuple[str, layers.BatchNorm]]:
 
 def inspect(workdir: str, step: int | None = None) -> dict:
   """Largest jacobian entries per validation image, with running and with batch statistics."""
-  checkpoints = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=10**6)
-  model, meta = checkpoints.load_model(step)
-  data = ml_collections.ConfigDict(meta['config']['data'])
-  iterator = pipeline.make_iterator(
-    data, 'validation', batch_size=meta['config']['eval_batch_size'], model_size=64, train=False
-  )
-  images = [batch['image'] for batch in iterator]
+  model, meta = checkpoints.restore_model(workdir, step)
+  if 'experiment' not in meta:
+    raise checkpoints.CheckpointError(
+      f'{workdir} holds no training run (a converted checkpoint?); pass a training workdir.'
+    )
+  experiment = Experiment(ml_collections.ConfigDict(meta['experiment']), workdir)
+  images = [batch['image'] for batch in experiment.batches('validation')]
   running = _largest_entries(model, images)
   for _, norm in batch_norms(model):  # batch statistics; dropout stays off
     norm.use_running_average = False
@@ -106,22 +102,3 @@ def report(found: dict, top: int) -> str:
   for variance, path, channel in found['variances'][:top]:
     lines.append(f'    {path} channel {channel}: {variance:.3g}')
   return '\n'.join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--workdir', required=True, help='a training workdir')
-  parser.add_argument('--step', type=int, default=None, help='checkpoint step (default: best)')
-  parser.add_argument('--top', type=int, default=5, help='worst images and BN channels to list')
-  args = parser.parse_args(argv)
-  if not os.path.isdir(os.path.join(args.workdir, 'checkpoints')):
-    sys.exit(f'error: {args.workdir} has no checkpoints/ folder; pass a training workdir.')
-  try:
-    found = inspect(args.workdir, args.step)
-  except CheckpointError as error:
-    sys.exit(f'error: {error}')
-  print(report(found, args.top))
-
-
-if __name__ == '__main__':
-  main()

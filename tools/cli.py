@@ -1,0 +1,33 @@
+"""What every command of the project shares: absl flags, and one error line instead of a traceback.
+
+`run(main)` is `absl.app.run` with a flags parser that turns a bad flag, or a
+bad `--config.*` override, into one `error: ...` line. absl accepts both
+`--flag=value` and `--flag value`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parse, with every failure as one line on stderr and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    sys.exit(f'error: {str(error).splitlines()[0]} (see --help)')
+  except (KeyError, AttributeError, TypeError, ValueError) as error:  # --config.* overrides
+    sys.exit(f'error: bad command-line override: {error}')
+
+
+def no_positional(argv: list[str]) -> None:
+  """Commands that take flags only: a stray word is an error, not silently ignored."""
+  if len(argv) > 1:
+    sys.exit(f'error: unexpected argument(s) {" ".join(argv[1:])}; every option is a --flag.')
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  app.run(main, flags_parser=parse_flags)
