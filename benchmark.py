@@ -122,7 +122,12 @@ def main(argv: list[str]) -> None:
     return
   threads = _check_flags()
   out = _OUT.value
-  os.makedirs(out, exist_ok=True)
+  try:
+    os.makedirs(out, exist_ok=True)
+  except OSError as error:
+    sys.exit(
+      f'error: cannot create --out {out} ({error.strerror or error}); pass a writable folder.'
+    )
   records = _measure(threads)
 
   from bench import tables

@@ -53,7 +53,7 @@ class ModelSummary:
   input_shape: tuple[int, ...]
   rows: tuple[LayerRow, ...]
   params: int
-  xla_flops: float
+  xla_flops: float | None
 
   @property
   def mult_adds(self) -> int:
@@ -108,6 +108,7 @@ def summarize(
   input_shape: tuple[int, ...] | None = None,
   *,
   per_layer_xla: bool = True,
+  xla_flops: bool = True,
 ) -> ModelSummary:
   """Counts `model` at `input_shape` (default: batch 1 at its default size).
 
@@ -115,6 +116,8 @@ def summarize(
     model: any model of the zoo; it is counted in eval mode and left unchanged.
     input_shape: NHWC input shape.
     per_layer_xla: also lower each layer alone for its XLA FLOPs (slower).
+    xla_flops: lower the whole model for its XLA FLOPs (False: `xla_flops` is
+      None; a run's results need only torchinfo's counts).
 
   Returns:
     The per-layer rows and totals.
@@ -160,7 +163,7 @@ def summarize(
     input_shape=tuple(input_shape),
     rows=tuple(rows),
     params=_param_count(counted),
-    xla_flops=_xla_flops(counted, input_shape),
+    xla_flops=_xla_flops(counted, input_shape) if xla_flops else None,
   )
 
 

@@ -8,24 +8,15 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+import commands
 
 
 def _benchmark(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run(
-    [sys.executable, 'benchmark.py', *args],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    check=False,
-  )
+  return commands.run('benchmark.py', *args, timeout=600)
 
 
-def _last_error_line(result: subprocess.CompletedProcess) -> str:
-  assert result.returncode != 0, result.stdout[-2000:]
-  return result.stderr.strip().splitlines()[-1]
+_last_error_line = commands.last_error_line
 
 
 def _listing(folder: pathlib.Path) -> dict[str, tuple[int, int]]:

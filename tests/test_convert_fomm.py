@@ -1,9 +1,8 @@
 """FOMM's checkpoint converts into the Flax teacher, and bad files fail clearly."""
 
 import os
-import subprocess
-import sys
 
+import commands
 import jax
 import numpy as np
 import pytest
@@ -13,8 +12,6 @@ from flax import nnx
 from torch_twins import create_twin
 from torch_twins import fomm_checkpoint as convert_fomm
 from train import checkpoints
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A narrow teacher keeps the test fast; its widths saturate at max_features,
 # which the shape inference must recognise.
@@ -94,13 +91,7 @@ def test_vox_configuration_is_inferred_from_shapes():
 
 
 def _command(*args):
-  return subprocess.run(
-    [sys.executable, '-m', 'tools.convert_fomm', *args],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  return commands.run('-m', 'tools.convert_fomm', *args)
 
 
 def _fails(capsys, tmp_path, source, fragment):

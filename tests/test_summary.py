@@ -1,17 +1,13 @@
 """The accounting reproduces the article's counts and follows torchinfo's rules."""
 
 import functools
-import os
-import subprocess
-import sys
 
+import commands
 import pytest
 from flax import nnx
 
 import models
 from models import summary
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @functools.cache
@@ -72,13 +68,7 @@ def test_depthwise_layers_are_counted_like_pytorch_grouped_convs():
 
 
 def _command(*args):
-  return subprocess.run(
-    [sys.executable, '-m', 'tools.summary', *args],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  return commands.run('-m', 'tools.summary', *args)
 
 
 def test_per_layer_xla_flops_are_reported_and_labelled():

@@ -25,7 +25,7 @@ def run_results(
   window_start = evals[-2] if len(evals) > 1 else 0
   recent = [r['loss'] for r in records if r['split'] == 'train' and r['step'] > window_start]
   counted = summary.summarize(
-    experiment.model(state.params, state.batch_stats), per_layer_xla=False
+    experiment.model(state.params, state.batch_stats), per_layer_xla=False, xla_flops=False
   )
   return {
     'model': experiment.spec.name,
