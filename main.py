@@ -81,10 +81,16 @@ def main(argv):
   if _MULTIHOST.value:
     jax.distributed.initialize()
   config = _CONFIG.value
+  try:
+    config_checks.validate(config)
+  except OSError as error:  # ml_collections defers a config file's load error to first use
+    reason = ' '.join(str(error.__cause__ or error).split())
+    sys.exit(f'error: cannot load the --config file: {reason}')
+  except ValueError as error:
+    sys.exit(f'error: {error}')
   logging.info('devices: %s', jax.devices())
   logging.info('config:\n%s', config)
   try:
-    config_checks.validate(config)
     run(config, _WORKDIR.value or _default_workdir(), _MODE.value)
   except (ValueError, RuntimeError) as error:
     if logging.get_verbosity() >= logging.DEBUG:  # --verbosity=1: the whole traceback

@@ -265,6 +265,14 @@ def test_cli_rejects_typos_and_bad_values_in_one_line(shared, tmp_path, flag, la
   assert not (tmp_path / 'checkpoints').exists()
 
 
+def test_a_config_file_that_cannot_be_loaded_is_one_line(tmp_path):
+  process = _main('--config=configs/nope.py', f'--workdir={tmp_path}')
+  _, err = process.communicate(timeout=120)
+  assert process.returncode != 0 and 'Traceback' not in err, err
+  line = err.strip().splitlines()[-1]
+  assert line.startswith('error: cannot load the --config file: ') and 'nope.py' in line
+
+
 def test_a_workdir_that_cannot_be_created_is_one_line(shared):
   with pytest.raises(loop.WorkdirError) as error:
     loop.train_and_evaluate(smoke_config('edgeseg', shared), '/proc/no/such/workdir')

@@ -13,14 +13,20 @@ from collections.abc import Callable
 from absl import app, flags
 
 
+def _one_line(error: Exception) -> str:
+  return ' '.join(str(error).split())
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parse, with every failure as one line on stderr and exit status 2."""
+  """absl's parse, with every failure as one line on stderr (exit status 1)."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
-    sys.exit(f'error: {str(error).splitlines()[0]} (see --help)')
+    sys.exit(f'error: {_one_line(error)} (see --help)')
+  except OSError as error:  # a --config file that cannot be read
+    sys.exit(f'error: cannot load the config: {_one_line(error)}')
   except (KeyError, AttributeError, TypeError, ValueError) as error:  # --config.* overrides
-    sys.exit(f'error: bad command-line override: {error}')
+    sys.exit(f'error: bad command-line override: {_one_line(error)}')
 
 
 def no_positional(argv: list[str]) -> None:

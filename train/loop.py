@@ -96,7 +96,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Returns:
     The results (the Table 4 row and the model's size).
   """
-  experiment = Experiment(config, make_workdir(workdir))
+  experiment = Experiment(config, workdir)  # checks the config before anything is written
+  make_workdir(experiment.workdir)
   state = jax.device_put(_resume_or_start(experiment), experiment.replicated)
   log = MetricsLog(experiment.workdir)
   log.truncate(int(state.step))
