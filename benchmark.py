@@ -1,4 +1,4 @@
-"""XLA-compiled CPU inference beside PyTorch on the same weights, and beside the article.
+"""XLA-compiled CPU inference beside PyTorch, ONNX Runtime and LiteRT on the same weights.
 
   python benchmark.py                                  # every model, 1 and 2 threads
   python benchmark.py --models=edgesegnet --runs=500 --threads=1
@@ -12,7 +12,9 @@ Each thread count runs in its own process pinned to that many cores
 (`bench.worker`), so JAX and PyTorch get the same cores. JAX: the model
 compiled ahead of time under the project's XLA options (and under XLA's
 default ones, OUT/ablations.md); PyTorch: its twin with the same weights, the
-better of NCHW and channels_last (`bench.models`). Median of --runs calls, the
+better of NCHW and channels_last (`bench.models`); ONNX Runtime and LiteRT
+(XNNPACK): the twin exported with the same weights, as many threads as
+cores (`bench.runtimes`; --no_runtimes skips them). Median of --runs calls, the
 frameworks timed in alternating blocks. The hand-written forms of
 `bench.ablations` are timed beside the straightforward XLA ones.
 """
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from absl import flags
 
@@ -38,10 +42,23 @@ _CHECKPOINT = flags.DEFINE_string(
 )
 _OUT = flags.DEFINE_string('out', 'benchmarks', 'folder for the tables, plot and JSON')
 _SKIP_FIGURE1 = flags.DEFINE_bool('skip_figure1', False, 'skip Figure 1 and the ablations')
+_RUNTIMES = flags.DEFINE_multi_enum(
+  'runtimes',
+  ['onnxruntime', 'litert'],
+  ['onnxruntime', 'litert'],
+  'deployment runtimes timed beside JAX and PyTorch (repeat the flag for several)',
+)
+_NO_RUNTIMES = flags.DEFINE_bool('no_runtimes', False, 'time JAX and PyTorch only')
 # Internal: set on the worker processes this command starts. Defined under another
 # module name, so that --help leaves it out (--helpfull lists it).
 _THREADS_WORKER = flags.DEFINE_integer(
   'threads_worker', 0, 'internal: measure pinned to this many cores', module_name='bench.worker'
+)
+_EXPORTED_DIR = flags.DEFINE_string(
+  'exported_dir',
+  None,
+  'internal: where the workers share exported files',
+  module_name='bench.worker',
 )
 
 
@@ -72,7 +89,11 @@ def _check_flags() -> list[int]:
   return threads
 
 
-def _worker_command(count: int) -> list[str]:
+def _runtimes() -> tuple[str, ...]:
+  return () if _NO_RUNTIMES.value else tuple(dict.fromkeys(_RUNTIMES.value))
+
+
+def _worker_command(count: int, exported_dir: str) -> list[str]:
   """This command for one thread count, from the parsed flags (not the raw argv)."""
   command = [
     sys.executable,
@@ -82,6 +103,9 @@ def _worker_command(count: int) -> list[str]:
     f'--runs={_RUNS.value}',
     '--skip_figure1' if _SKIP_FIGURE1.value else '--noskip_figure1',
     f'--threads_worker={count}',
+    f'--exported_dir={exported_dir}',
+    *(f'--runtimes={runtime}' for runtime in _runtimes()),
+    '--no_runtimes' if not _runtimes() else '--nono_runtimes',
   ]
   if _CHECKPOINT.value:
     command.append(f'--checkpoint={os.path.abspath(_CHECKPOINT.value)}')
@@ -91,12 +115,18 @@ def _worker_command(count: int) -> list[str]:
 def _measure(threads: list[int]) -> list[dict]:
   """One worker process per thread count; their records."""
   records = []
-  for count in threads:
-    print(f'{count} thread(s):', file=sys.stderr, flush=True)
-    result = subprocess.run(_worker_command(count), capture_output=True, text=True, check=False)
-    if result.returncode:
-      sys.exit(f'error: the {count}-thread run failed:\n{result.stderr[-3000:]}')
-    records.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  # The exported files are made once, by the first worker, and read by the others.
+  exported_dir = tempfile.mkdtemp(prefix='benchmark-exported-')
+  try:
+    for count in threads:
+      print(f'{count} thread(s):', file=sys.stderr, flush=True)
+      command = _worker_command(count, exported_dir)
+      result = subprocess.run(command, capture_output=True, text=True, check=False)
+      if result.returncode:
+        sys.exit(f'error: the {count}-thread run failed:\n{result.stderr[-3000:]}')
+      records.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  finally:
+    shutil.rmtree(exported_dir, ignore_errors=True)
   return records
 
 
@@ -117,6 +147,8 @@ def main(argv: list[str]) -> None:
       runs=_RUNS.value,
       checkpoint=_CHECKPOINT.value,
       skip_figure1=_SKIP_FIGURE1.value,
+      exported_dir=_EXPORTED_DIR.value,
+      runtimes=_runtimes(),
     )
     print(json.dumps(record))
     return

@@ -1,12 +1,13 @@
-"""One model timed in JAX beside its PyTorch twin on the same weights; Figure 1's sweep.
+"""One model timed in JAX beside its PyTorch twin and its exported files; Figure 1's sweep.
 
 JAX: `models.compiler.InferenceFunction`, an ahead-of-time compiled function
 of (flattened weights, input) under the project's XLA options, inputs already
 on the device, block_until_ready; the same function under XLA's default
 options is timed too. PyTorch: the twin with the same weights, eval mode,
-inference_mode, the better of NCHW and channels_last. Outputs are compared
-before timing, and all four are timed in alternating blocks so that their
-ratios come from the same minutes. Import this module only after pinning the
+inference_mode, the better of NCHW and channels_last. ONNX Runtime and
+LiteRT: the twin exported with the same weights (`bench.runtimes`). Outputs
+are compared before timing, and all are timed in alternating blocks so that
+their ratios come from the same minutes. Import this module only after pinning the
 process's cores (`bench.worker`).
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from flax import nnx
 
+from bench import runtimes as deployed
 from bench import timing
 from bench.weights import load_weights
 from models import compiler, layers, summary
@@ -31,9 +33,17 @@ FIGURE1_SIZES = (4, 8, 16, 32, 64)
 
 
 def bench_model(
-  name: str, *, batch: int, runs: int, threads: int, checkpoint: str | None
+  name: str,
+  *,
+  batch: int,
+  runs: int,
+  threads: int,
+  checkpoint: str | None,
+  exported_dir: str,
+  runtimes: tuple[str, ...] = tuple(deployed.RUNTIMES),
 ) -> dict[str, Any]:
-  """Times model `name` (random or `checkpoint`'s weights) in JAX and PyTorch on `threads` cores."""
+  """Times model `name` (random or `checkpoint`'s weights) on `threads` cores in JAX, PyTorch and
+  the deployment `runtimes` (files exported to `exported_dir`)."""
   model, options = load_weights(name, checkpoint)
   size = model.default_input_size
   counted = summary.summarize(model, (batch, size, size, 3), per_layer_xla=False)
@@ -64,12 +74,19 @@ def bench_model(
       error = max(error, float(np.abs(net(inputs)['kp'].numpy() - jax_kp).max()))
     if error > 1e-3:
       raise RuntimeError(f'{name}: JAX and PyTorch disagree by {error} on the same weights.')
+    calls, runtime_kp, failed = deployed.exported(
+      model, name, options, images, threads=threads, folder=exported_dir, runtimes=runtimes
+    )
+    runtime_error = {key: float(np.abs(kp - jax_kp).max()) for key, kp in runtime_kp.items()}
+    if any(value > 1e-3 for value in runtime_error.values()):
+      raise RuntimeError(f'{name}: JAX and the exported files disagree: {runtime_error}.')
     # All four timed in alternating blocks: their ratios come from the same minutes.
     stats = timing.time_interleaved(
       {
         'jax': lambda: jax.block_until_ready(infer(x)),
         'jax_xla_defaults': lambda: jax.block_until_ready(defaults(x)),
         **{layout: (lambda n=net, b=inputs: n(b)) for layout, (net, inputs) in layouts.items()},
+        **calls,
       },
       runs,
     )
@@ -81,6 +98,8 @@ def bench_model(
   # stride-2 transposed conv 4x, and students run their 1x1 tails before upsampling.
   # (The compiled executable's count came out below the work done for the teacher: not used.)
   executed_flops = counted.xla_flops
+  timed_runtimes = {key: stats[key] for key in calls}
+  best = min(timed_runtimes, key=lambda key: timed_runtimes[key]['median_s'], default=None)
   return {
     'model': name,
     'threads': threads,
@@ -95,6 +114,12 @@ def bench_model(
     'torch_layout': layout,
     'max_kp_difference': error,
     'jax_over_torch': jax_stats['median_s'] / torch_stats['median_s'],
+    'runtimes': timed_runtimes,
+    'runtimes_failed': failed,
+    'runtimes_max_kp_difference': runtime_error,
+    'jax_over_best_runtime': (
+      jax_stats['median_s'] / timed_runtimes[best]['median_s'] if best else None
+    ),
     'jax_gflops_per_s': executed_flops / jax_stats['median_s'] / 1e9,
   }
 

@@ -27,12 +27,12 @@ def machine_line(records: Records, *, batch: int, runs: int) -> str:
 
 
 def table3(records: Records) -> str:
-  """Each model's counts and times, JAX beside PyTorch and the article's runtime."""
+  """Each model's counts and times: JAX, PyTorch, ONNX Runtime, LiteRT and the article's runtime."""
   lines = [
     '| model | threads | params | mult-adds (M) | pass size (MB) | XLA GFLOPs | compile (s) '
-    '| JAX (ms) | PyTorch (ms) | JAX / PyTorch | JAX GFLOP/s | % of peak | article (ms, '
-    'Xeon E5-2640 v3) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| JAX (ms) | PyTorch (ms) | JAX / PyTorch | ONNX Runtime (ms) | LiteRT (ms) '
+    '| JAX / best of ORT, LiteRT | JAX GFLOP/s | % of peak | article (ms, Xeon E5-2640 v3) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for record in records:
     for m in record['models']:
@@ -41,11 +41,24 @@ def table3(records: Records) -> str:
         f'| {m["model"]} | {m["threads"]} | {m["params"]:,} | {m["mult_adds_m"]:.2f} '
         f'| {m["pass_size_mb"]:.2f} | {m["xla_gflops"]:.3f} | {m["compile_s"]:.1f} '
         f'| {1e3 * m["jax"]["median_s"]:.2f} | {1e3 * m["torch"]["median_s"]:.2f} '
-        f'({m["torch_layout"]}) | {m["jax_over_torch"]:.2f} | {m["jax_gflops_per_s"]:.1f} '
+        f'({m["torch_layout"]}) | {m["jax_over_torch"]:.2f} | {_runtime(m, "onnxruntime")} '
+        f'| {_runtime(m, "litert")} | {_ratio(m.get("jax_over_best_runtime"))} '
+        f'| {m["jax_gflops_per_s"]:.1f} '
         f'| {100 * m["jax_gflops_per_s"] / record["peak_gflops"]:.0f}% '
         f'| {f"{1e3 * paper:.1f}" if paper else "-"} |'
       )
   return '\n'.join(lines)
+
+
+def _runtime(m: dict[str, Any], runtime: str) -> str:
+  """A runtime's median in ms; '-' not timed, 'failed' if its export failed."""
+  if runtime in m.get('runtimes', {}):
+    return f'{1e3 * m["runtimes"][runtime]["median_s"]:.2f}'
+  return 'failed' if runtime in m.get('runtimes_failed', {}) else '-'
+
+
+def _ratio(value: float | None) -> str:
+  return '-' if value is None else f'{value:.2f}'
 
 
 def figure1_table(records: Records) -> str:

@@ -7,9 +7,12 @@ pinning is how JAX and PyTorch get the same cores.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 from typing import Any
+
+RUNTIME_PACKAGES = ('onnxruntime', 'ai-edge-litert')
 
 
 def measure(
@@ -20,6 +23,8 @@ def measure(
   runs: int,
   checkpoint: str | None,
   skip_figure1: bool,
+  exported_dir: str,
+  runtimes: tuple[str, ...],
 ) -> dict[str, Any]:
   """Pins this process to `threads` cores, then measures; returns one JSON-ready record."""
   cores = sorted(os.sched_getaffinity(0))[:threads]
@@ -41,12 +46,21 @@ def measure(
       'jax': jax.__version__,
       'jaxlib': jaxlib.__version__,
       'torch': torch.__version__,
+      **{package: importlib.metadata.version(package) for package in RUNTIME_PACKAGES},
     },
   }
   for name in names:
     print(f'  {name}, {threads} thread(s)...', file=sys.stderr, flush=True)
     record['models'].append(
-      timed.bench_model(name, batch=batch, runs=runs, threads=threads, checkpoint=checkpoint)
+      timed.bench_model(
+        name,
+        batch=batch,
+        runs=runs,
+        threads=threads,
+        checkpoint=checkpoint,
+        exported_dir=exported_dir,
+        runtimes=runtimes,
+      )
     )
   if not skip_figure1:
     record['figure1'] = timed.bench_figure1(batch=batch, runs=runs, threads=threads)

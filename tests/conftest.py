@@ -1,4 +1,7 @@
-"""Test-session settings shared by every test module (and the commands they start).
+"""Test-session settings and runs shared by every test module (and the commands they start).
+
+The smoke teacher and a 6-step EdgeSegNet run are trained once per session
+(`shared`, `edgeseg_run`): training, export and evaluation tests read them.
 
 Compile time dominates this suite on CPU, and many tests compile the same
 smoke programs (the same student, config and shapes) in-process or in a
@@ -15,6 +18,9 @@ import os
 import shutil
 import tempfile
 
+import pytest
+from smoke import smoke_config
+
 _CACHE = tempfile.mkdtemp(prefix='jax-cache-')
 os.environ['JAX_COMPILATION_CACHE_DIR'] = _CACHE
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
@@ -24,3 +30,23 @@ os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def shared(tmp_path_factory):
+  """A tiny dataset and a smoke teacher, trained once per test session."""
+  shared = tmp_path_factory.mktemp('shared')
+  from train import loop
+
+  results = loop.train_and_evaluate(smoke_config('teacher', shared), str(shared / 'teacher'))
+  assert results['task'] == 'supervised'
+  return shared
+
+
+@pytest.fixture(scope='session')
+def edgeseg_run(shared, tmp_path_factory):
+  """An EdgeSegNet smoke run (6 steps), read by several tests."""
+  workdir = tmp_path_factory.mktemp('edgeseg')
+  from train import loop
+
+  return workdir, loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))

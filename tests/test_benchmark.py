@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 
 import commands
+import pytest
 
 
 def _benchmark(*args: str) -> subprocess.CompletedProcess:
@@ -49,9 +50,15 @@ def test_quick_benchmark_writes_tables_plot_and_json(tmp_path):
   row = results['records'][0]['models'][0]
   assert row['model'] == 'squeeze_unet' and row['params'] == 2_507_035
   assert row['max_kp_difference'] < 1e-3  # the same function in both frameworks
+  # ONNX Runtime and LiteRT on the same weights, outputs compared before timing.
+  assert set(row['runtimes']) == {'onnxruntime', 'litert'} and not row['runtimes_failed']
+  assert max(row['runtimes_max_kp_difference'].values()) < 1e-3
+  best = min(r['median_s'] for r in row['runtimes'].values())
+  assert row['jax_over_best_runtime'] == pytest.approx(row['jax']['median_s'] / best)
   assert len(results['records'][0]['figure1']) == 2 * len(FIGURE1_SIZES)
   table = (tmp_path / 'table3.md').read_text()
   assert 'Measured on' in table and '| squeeze_unet | 1 | 2,507,035 |' in table
+  assert '| ONNX Runtime (ms) | LiteRT (ms) | JAX / best of ORT, LiteRT |' in table
   assert '14.2 |' in table  # the article's runtime beside ours
   ablations = (tmp_path / 'ablations.md').read_text()
   assert 'whole model: squeeze_unet' in ablations and 'sub-pixel shifted MACs' in ablations
@@ -113,6 +120,7 @@ def test_trained_workdir_is_timed_and_only_read(tmp_path):
     str(workdir),
     f'--models={name}',
     '--skip_figure1',
+    '--no_runtimes',
     '--runs=3',
     '--threads=1',
     f'--out={out}',
@@ -122,5 +130,6 @@ def test_trained_workdir_is_timed_and_only_read(tmp_path):
   results = json.loads((out / 'results.json').read_text())
   row = results['records'][0]['models'][0]
   assert row['model'] == name and row['max_kp_difference'] < 1e-3
+  assert row['runtimes'] == {} and row['jax_over_best_runtime'] is None  # --no_runtimes
   assert results['records'][0]['figure1'] == []
   assert sorted(p.name for p in out.iterdir()) == ['ablations.md', 'results.json', 'table3.md']

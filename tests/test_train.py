@@ -1,10 +1,10 @@
 """The distillation system end to end on :smoke configs (tiny data, a few steps).
 
-Runs that several tests read (the teacher, an EdgeSegNet run of 6 and of 12
-steps) are trained once per module; tests copy a workdir before changing it.
+Runs that several tests read are trained once: the teacher and an EdgeSegNet
+run of 6 steps per session (`conftest.py`), a 12-step run per module; tests
+copy a workdir before changing it.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -19,6 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
+from smoke import smoke_config
 
 from train import checkpoints, loop, teacher
 from train.checkpoints import CheckpointError
@@ -34,30 +35,6 @@ STUDENTS = (
   'l3unet',
   'edgeseg',
 )
-
-
-def smoke_config(name, shared, **overrides):
-  config = importlib.import_module(f'configs.{name}').get_config('smoke')
-  config.data.data_dir = str(shared / 'data')
-  config.teacher.checkpoint = str(shared / 'teacher')
-  config.update(overrides)
-  return config
-
-
-@pytest.fixture(scope='module')
-def shared(tmp_path_factory):
-  """A tiny dataset and a smoke teacher, trained once for the whole module."""
-  shared = tmp_path_factory.mktemp('shared')
-  results = loop.train_and_evaluate(smoke_config('teacher', shared), str(shared / 'teacher'))
-  assert results['task'] == 'supervised'
-  return shared
-
-
-@pytest.fixture(scope='module')
-def edgeseg_run(shared, tmp_path_factory):
-  """An EdgeSegNet smoke run (6 steps), read by several tests."""
-  workdir = tmp_path_factory.mktemp('edgeseg')
-  return workdir, loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))
 
 
 @pytest.fixture(scope='module')

@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+  """nn.ConvTranspose2d that applies its padding outside the op.
+
+  Same parameters, same output. It runs the unpadded transposed conv and
+  crops, because LiteRT's converter cannot legalise a transposed conv with
+  padding or output padding ('mhlo.convolution' with input dilation), and
+  this form keeps the twins exportable as they are.
+  """
+
+  def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+    y = F.conv_transpose2d(x, self.weight, self.bias, self.stride, 0, 0, self.groups, self.dilation)
+    crops = []
+    for axis in range(2):
+      start = self.padding[axis]
+      size = y.shape[2 + axis] - 2 * start + self.output_padding[axis]
+      crops.append((start, start + size))
+    (top, bottom), (left, right) = crops
+    return y[:, :, top:bottom, left:right]
 
 
 class DepthwiseSeparable(nn.Module):
@@ -21,7 +42,7 @@ class DepthwiseSeparable(nn.Module):
   ):
     super().__init__()
     if transposed:
-      self.depthwise = nn.ConvTranspose2d(
+      self.depthwise = ConvTranspose2d(
         in_features,
         in_features,
         kernel_size,
@@ -53,7 +74,7 @@ def conv_transpose(
     return DepthwiseSeparable(
       in_features, out_features, kernel_size, stride, padding, output_padding, transposed=True
     )
-  return nn.ConvTranspose2d(
+  return ConvTranspose2d(
     in_features,
     out_features,
     kernel_size,

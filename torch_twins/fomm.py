@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_twins.head import heads, keypoints
+from torch_twins.head import SoftArgmax, heads
 
 
 class DownBlock2d(nn.Module):
@@ -141,7 +141,7 @@ class KPDetector(nn.Module):
     self.kp, self.jacobian = heads(
       self.predictor.out_filters, num_kp, head_kernel_size, pad, self.num_jacobian_maps
     )
-    self.temperature = temperature
+    self.soft_argmax = SoftArgmax(temperature, self.num_jacobian_maps)
     self.scale_factor = scale_factor
     if scale_factor != 1:
       self.down = AntiAliasInterpolation2d(num_channels, scale_factor)
@@ -150,6 +150,6 @@ class KPDetector(nn.Module):
     if self.scale_factor != 1:
       x = self.down(x)
     feature_map, bottleneck = self.predictor(x)
-    out = keypoints(feature_map, self.kp, self.jacobian, self.temperature, self.num_jacobian_maps)
+    out = self.soft_argmax(self.kp(feature_map), self.jacobian(feature_map))
     out['encoder_features'] = bottleneck
     return out

@@ -27,32 +27,38 @@ def heads(
   return kp, jacobian
 
 
-def keypoints(
-  feature_map: torch.Tensor,
-  kp: nn.Conv2d,
-  jacobian: nn.Conv2d,
-  temperature: float,
-  num_jacobian_maps: int,
-) -> dict[str, torch.Tensor]:
-  """Heatmap softmax, soft-argmax keypoints and heatmap-weighted jacobians."""
-  prediction = kp(feature_map)
-  final_shape = prediction.shape
-  heatmap = prediction.view(final_shape[0], final_shape[1], -1)
-  heatmap = F.softmax(heatmap / temperature, dim=2).view(*final_shape)
-  grid = make_coordinate_grid(final_shape[2], final_shape[3], heatmap.dtype).to(heatmap.device)
-  value = (heatmap.unsqueeze(-1) * grid.unsqueeze(0).unsqueeze(0)).sum(dim=(2, 3))
+class SoftArgmax(nn.Module):
+  """Heatmap softmax, soft-argmax keypoints and heatmap-weighted jacobians.
 
-  jacobian_map = jacobian(feature_map)
-  jacobian_map = jacobian_map.reshape(
-    final_shape[0], num_jacobian_maps, 4, final_shape[2], final_shape[3]
-  )
-  weighted = heatmap.unsqueeze(2) * jacobian_map
-  weighted = weighted.view(final_shape[0], final_shape[1], 4, -1).sum(dim=-1)
-  return {
-    'kp': value,
-    'jacobian': weighted.view(final_shape[0], final_shape[1], 2, 2),
-    'heatmap': heatmap,
-  }
+  A module without parameters, so that exporters see the head's arithmetic
+  under one name (int8 export keeps it in float: a per-pixel softmax over
+  64x64 positions does not survive 8 bits).
+  """
+
+  def __init__(self, temperature: float, num_jacobian_maps: int):
+    super().__init__()
+    self.temperature = temperature
+    self.num_jacobian_maps = num_jacobian_maps
+
+  def forward(
+    self, prediction: torch.Tensor, jacobian_map: torch.Tensor
+  ) -> dict[str, torch.Tensor]:
+    final_shape = prediction.shape
+    heatmap = prediction.view(final_shape[0], final_shape[1], -1)
+    heatmap = F.softmax(heatmap / self.temperature, dim=2).view(*final_shape)
+    grid = make_coordinate_grid(final_shape[2], final_shape[3], heatmap.dtype).to(heatmap.device)
+    value = (heatmap.unsqueeze(-1) * grid.unsqueeze(0).unsqueeze(0)).sum(dim=(2, 3))
+
+    jacobian_map = jacobian_map.reshape(
+      final_shape[0], self.num_jacobian_maps, 4, final_shape[2], final_shape[3]
+    )
+    weighted = heatmap.unsqueeze(2) * jacobian_map
+    weighted = weighted.view(final_shape[0], final_shape[1], 4, -1).sum(dim=-1)
+    return {
+      'kp': value,
+      'jacobian': weighted.view(final_shape[0], final_shape[1], 2, 2),
+      'heatmap': heatmap,
+    }
 
 
 class KeypointHead(nn.Module):
@@ -61,8 +67,7 @@ class KeypointHead(nn.Module):
   def __init__(self, in_features: int, num_kp: int, temperature: float):
     super().__init__()
     self.kp, self.jacobian = heads(in_features, num_kp, 1, 0, num_kp)
-    self.temperature = temperature
-    self.num_kp = num_kp
+    self.soft_argmax = SoftArgmax(temperature, num_kp)
 
   def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    return keypoints(x, self.kp, self.jacobian, self.temperature, self.num_kp)
+    return self.soft_argmax(self.kp(x), self.jacobian(x))

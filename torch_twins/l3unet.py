@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_twins.blocks import ConvTranspose2d
 from torch_twins.head import KeypointHead
 
 
@@ -71,7 +72,7 @@ class L3UNet(nn.Module):
     width = bottleneck_features
     upsample, decoder = [], []
     for skip, features in zip(reversed(encoder_features), decoder_features, strict=True):
-      upsample.append(nn.ConvTranspose2d(width, skip, 3, stride=2, padding=1, output_padding=1))
+      upsample.append(ConvTranspose2d(width, skip, 3, stride=2, padding=1, output_padding=1))
       decoder.append(block(2 * skip, features, 3))
       width = features
     self.upsample = nn.ModuleList(upsample)

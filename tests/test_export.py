@@ -1,0 +1,223 @@
+"""Export to LiteRT and ONNX: every model in both formats, int8 from a trained run, the
+sidecar, and bad input.
+
+Every model is exported once per format (module fixture, library calls, random
+weights as `--model` gives them); the tests read those files back with their
+runtimes on images the export never saw.
+"""
+
+import json
+import os
+
+import commands
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+import models
+from models import compiler
+from torch_twins.export import ExportError, export, formats, graph, load_runtime
+from torch_twins.export import exporter as exporter_module
+from train import export_inputs
+
+FORMATS = ('tflite', 'onnx')
+
+
+def _export_cli(*args):
+  return commands.run('-m', 'tools.export', *args, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  """{(name, fmt): (path, sidecar)} for every model, plus Flax outputs on a held-out image."""
+  folder = tmp_path_factory.mktemp('exported')
+  files, held_out = {}, {}
+  for name in models.MODEL_NAMES:
+    model = models.create_model(name, rngs=nnx.Rngs(0))
+    size = model.default_input_size
+    inputs = export_inputs.random_inputs(size, count=2, calibration=0)
+    image = np.random.default_rng(7).uniform(size=(1, size, size, 3)).astype(np.float32)
+    out = compiler.InferenceFunction(model, image.shape)(image)
+    held_out[name] = image, {k: np.asarray(v) for k, v in out.items()}
+    for fmt in FORMATS:
+      path = str(folder / f'{name}.{fmt}')
+      sidecar = export(
+        model,
+        name,
+        models.default_config(name),
+        fmt=fmt,
+        out=path,
+        images=inputs.images,
+        images_source=inputs.images_source,
+        weights={'source': 'random'},
+      )
+      files[name, fmt] = path, sidecar
+  return files, held_out
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('name', models.MODEL_NAMES)
+def test_every_model_exports_and_computes_what_flax_computes(exported, name, fmt):
+  files, held_out = exported
+  path, sidecar = files[name, fmt]
+  assert max(sidecar['parity']['max_abs_difference_to_flax'].values()) <= 1e-4
+  image, expected = held_out[name]
+  got = load_runtime(path, threads=1)(image)
+  for key in ('kp', 'jacobian'):
+    assert got[key].dtype == np.float32
+    np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=0)
+
+
+def test_sidecar_says_what_goes_in_and_comes_out(exported):
+  files, _ = exported
+  path, sidecar = files['edgesegnet', 'tflite']
+  with open(path + '.json') as f:
+    assert json.load(f) == sidecar
+  assert sidecar['model'] == 'edgesegnet' and sidecar['format'] == 'tflite'
+  assert sidecar['precision'] == 'float32' and sidecar['size_bytes'] == os.path.getsize(path)
+  assert sidecar['options'] == json.loads(models.default_config('edgesegnet').to_json())
+  assert sidecar['input'] == {
+    'name': 'image',
+    'shape': [1, 64, 64, 3],
+    'layout': 'NHWC',
+    'dtype': 'float32',
+    'range': [0.0, 1.0],
+    'channels': 'RGB',
+  }
+  assert sidecar['outputs']['kp']['shape'] == [1, 10, 2]
+  assert sidecar['outputs']['jacobian']['shape'] == [1, 10, 2, 2]
+  assert 'make_coordinate_grid' in sidecar['outputs']['kp']['meaning']
+  assert sidecar['weights'] == {'source': 'random'}
+  assert sidecar['parity']['tolerance'] == 1e-4
+  assert sidecar['parity']['images'] == '2 uniform random 64x64 images'
+  assert sidecar['exported_with']['litert-torch'] != 'not installed'
+  teacher = files['fomm_teacher', 'onnx'][1]
+  assert teacher['input']['shape'] == [1, 256, 256, 3]  # FOMM's own frame size at --model
+  assert teacher['exported_with']['onnxruntime'] != 'not installed'
+
+
+def test_twins_transposed_conv_pads_outside_the_op_with_the_same_result():
+  from torch_twins.blocks import ConvTranspose2d
+
+  x = torch.randn(2, 8, 5, 7)
+  for kernel, padding, output_padding, groups in ((3, 1, 1, 1), (4, 1, 0, 1), (3, 1, 1, 8)):
+    layer = ConvTranspose2d(8, 8, kernel, 2, padding, output_padding, groups=groups)
+    expected = torch.nn.functional.conv_transpose2d(
+      x, layer.weight, layer.bias, 2, padding, output_padding, groups
+    )
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_a_conversion_failure_names_the_op(tmp_path):
+  class Twin(torch.nn.Module):  # the transposed conv the twins used before they were made clean
+    def __init__(self):
+      super().__init__()
+      self.up = torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x):
+      y = self.up(x)
+      return {'kp': y.mean(dim=(2, 3)), 'jacobian': y}
+
+  image = np.zeros((1, 8, 8, 3), np.float32)
+  with pytest.raises(ExportError, match='tflite conversion failed at mhlo.convolution: '):
+    formats.convert(graph.Deployable(Twin()).eval(), image, 'tflite', str(tmp_path / 'm.tflite'))
+
+
+def test_a_file_that_computes_something_else_is_refused_and_nothing_written(tmp_path, monkeypatch):
+  def off_by_a_little(model, name, options):
+    module = graph.deployable(model, name, options)
+    with torch.no_grad():
+      module.twin.head.jacobian.bias += 1e-3  # every jacobian entry off by 1e-3
+    return module
+
+  monkeypatch.setattr(exporter_module, 'deployable', off_by_a_little)
+  model = models.create_model('squeeze_encdec', rngs=nnx.Rngs(0))
+  inputs = export_inputs.random_inputs(64, count=2, calibration=0)
+  out = tmp_path / 'model.onnx'
+  with pytest.raises(ExportError, match=r'differs from the Flax model by .* nothing written'):
+    export(
+      model,
+      'squeeze_encdec',
+      models.default_config('squeeze_encdec'),
+      fmt='onnx',
+      out=str(out),
+      images=inputs.images,
+      images_source=inputs.images_source,
+      weights={},
+    )
+  assert list(tmp_path.iterdir()) == []  # no file, no sidecar, no temporary folder
+
+
+def test_int8_from_a_trained_run_reports_val_distance_beside_fp32(edgeseg_run, tmp_path):
+  workdir, _ = edgeseg_run
+  out = tmp_path / 'edgeseg_int8.tflite'
+  result = _export_cli(f'--checkpoint={workdir}', '--format=tflite', '--int8', f'--out={out}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'wrote {out}' in result.stdout and 'val distance to the teacher' in result.stdout
+  sidecar = json.loads((tmp_path / 'edgeseg_int8.tflite.json').read_text())
+  assert sidecar['precision'] == 'int8' and sidecar['weights']['source'] == str(workdir)
+  assert sidecar['int8']['method'].startswith('static int8')
+  assert sidecar['int8']['calibration'].startswith('the first 48 training images')
+  assert sidecar['size_bytes'] < 0.4 * sidecar['int8']['float32_size_bytes']
+  assert sidecar['input']['dtype'] == 'int8' and sidecar['outputs']['kp']['dtype'] == 'float32'
+  distance = sidecar['val_distance']
+  assert set(distance) == {'flax', 'float32_file', 'int8_file'}
+  assert abs(distance['float32_file'] - distance['flax']) < 1e-5
+  # int8 moves the keypoints by well under a pixel (2/63 in these coordinates).
+  assert sidecar['int8']['mean_kp_distance_to_float32'] < 0.5 * 2 / 63
+  assert abs(distance['int8_file'] - distance['flax']) < 0.5 * 2 / 63
+
+
+def test_int8_onnx_keeps_the_head_in_float(edgeseg_run, tmp_path):
+  from train.checkpoints import restore_model
+
+  workdir, _ = edgeseg_run
+  model, meta = restore_model(str(workdir))
+  inputs = export_inputs.workdir_inputs(meta['experiment'], count=8, calibration=16)
+  sidecar = export(
+    model,
+    'edgesegnet',
+    models.model_config('edgesegnet', meta['options']),
+    fmt='onnx',
+    out=str(tmp_path / 'm.onnx'),
+    images=inputs.images,
+    images_source=inputs.images_source,
+    weights={},
+    int8=True,
+    calibration=inputs.calibration,
+    calibration_source=inputs.calibration_source,
+    teacher_kp=inputs.reference_kp,
+  )
+  assert sidecar['int8']['method'].startswith('static int8 (onnxruntime quantize_static')
+  assert sidecar['int8']['mean_kp_distance_to_float32'] < 0.5 * 2 / 63
+  import onnx
+
+  graph_nodes = onnx.load(str(tmp_path / 'm.onnx')).graph.node
+  assert any(node.op_type == 'QuantizeLinear' for node in graph_nodes)
+  softmax_inputs = {i for node in graph_nodes if node.op_type == 'Softmax' for i in node.input}
+  producers = {o: node.op_type for node in graph_nodes for o in node.output}
+  assert all(producers.get(i) != 'DequantizeLinear' for i in softmax_inputs)
+
+
+def test_bad_input_fails_with_one_line(tmp_path):
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  line = commands.last_error_line(
+    _export_cli(f'--checkpoint={empty}', '--format=onnx', f'--out={tmp_path / "m.onnx"}')
+  )
+  assert line.startswith('error: no checkpoints in ') and str(empty) in line
+  line = commands.last_error_line(
+    _export_cli('--model=edgesegnet', '--format=coreml', f'--out={tmp_path / "m"}')
+  )
+  assert line.startswith('error: ') and 'tflite' in line and 'onnx' in line
+  existing = tmp_path / 'exists.tflite'
+  existing.write_text('keep me')
+  line = commands.last_error_line(
+    _export_cli('--model=edgesegnet', '--format=tflite', f'--out={existing}')
+  )
+  assert line == f'error: {existing} exists; pass --overwrite to replace it, or another --out.'
+  assert existing.read_text() == 'keep me'
+  line = commands.last_error_line(_export_cli('--format=tflite', f'--out={tmp_path / "m"}'))
+  assert line.startswith('error: pass either --checkpoint')
+  assert 'create_model(NAME, rngs=nnx.Rngs(0))' in _export_cli('--help').stdout
