@@ -69,6 +69,14 @@ def test_every_model_exports_and_computes_what_flax_computes(exported, name, fmt
     np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=0)
 
 
+def test_exporting_leaves_jax_in_32_bit_mode(exported):
+  import jax
+
+  del exported  # every model converted, litert_torch imported
+  assert not jax.config.jax_enable_x64
+  assert jax.numpy.asarray(np.zeros(2)).dtype == np.float32
+
+
 def test_sidecar_says_what_goes_in_and_comes_out(exported):
   files, _ = exported
   path, sidecar = files['edgesegnet', 'tflite']
@@ -95,6 +103,20 @@ def test_sidecar_says_what_goes_in_and_comes_out(exported):
   teacher = files['fomm_teacher', 'onnx'][1]
   assert teacher['input']['shape'] == [1, 256, 256, 3]  # FOMM's own frame size at --model
   assert teacher['exported_with']['onnxruntime'] != 'not installed'
+
+
+def test_the_documented_example_draws_keypoints_from_a_tflite_file(exported, tmp_path):
+  import matplotlib.pyplot as plt
+
+  files, held_out = exported
+  image, expected = held_out['edgesegnet']
+  plt.imsave(tmp_path / 'face.png', image[0])
+  out = tmp_path / 'keypoints.png'
+  path = files['edgesegnet', 'tflite'][0]
+  result = commands.run('examples/tflite_keypoints.py', path, str(tmp_path / 'face.png'), str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().endswith(f'10 keypoints drawn on {tmp_path / "face.png"} -> {out}')
+  assert out.stat().st_size > 1000
 
 
 def test_twins_transposed_conv_pads_outside_the_op_with_the_same_result():

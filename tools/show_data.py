@@ -18,6 +18,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', 'datasets', 'where TFDS writes prepa
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', '', 'frames: ROOT of the frame folders')
 _COUNT = flags.DEFINE_integer('count', 16, 'examples to show')
 _OUT = flags.DEFINE_string('out', 'synthetic_faces.png', 'the PNG to write')
+_PLAIN = flags.DEFINE_bool(
+  'plain', False, 'write the first example alone, undrawn (an input for examples/*.py)'
+)
 
 
 def main(argv: list[str]) -> None:
@@ -42,8 +45,13 @@ def main(argv: list[str]) -> None:
     )
   except ValueError as error:
     sys.exit(f'error: {error}')
-  title = f'{_DATASET.value} / {_SPLIT.value}: landmarks and jacobian axes'
-  show.example_grid(batch, _OUT.value, title=title)
+  if _PLAIN.value:
+    import matplotlib.pyplot as plt
+
+    plt.imsave(_OUT.value, batch['image'][0])
+  else:
+    title = f'{_DATASET.value} / {_SPLIT.value}: landmarks and jacobian axes'
+    show.example_grid(batch, _OUT.value, title=title)
   print(f'wrote {_OUT.value}')
 
 

@@ -35,11 +35,27 @@ def _first_line(error: Exception) -> str:
 def _failing_op(error: Exception) -> str:
   """The operation a converter names in its message ('mhlo.convolution', 'aten::...')."""
   text = str(error)
-  for pattern in (r"operation '([^']+)'", r'(aten[.:]{1,2}[\w.]+)', r"op '([^']+)'"):
+  patterns = (r"operation '([^']+)'", r'(aten[.:]{1,2}[\w.]+)', r"op '([^']+)'", r"'([\w.]+)' op")
+  for pattern in patterns:
     found = re.search(pattern, text)
     if found:
       return found.group(1)
   return 'unknown op'
+
+
+@contextlib.contextmanager
+def _jax_x64_for_litert():
+  """litert-torch lowers some ops through JAX with 64-bit integers, and turns JAX's 64-bit
+  mode on for the whole process when imported. On while it converts; as it was afterwards
+  (left on, every later Flax computation in the process would run in float64)."""
+  import jax
+
+  enabled = jax.config.jax_enable_x64
+  try:
+    jax.config.update('jax_enable_x64', True)
+    yield
+  finally:
+    jax.config.update('jax_enable_x64', enabled)
 
 
 def convert(module: Deployable, example: np.ndarray, fmt: str, path: str) -> None:
@@ -53,9 +69,10 @@ def convert(module: Deployable, example: np.ndarray, fmt: str, path: str) -> Non
   try:
     with contextlib.redirect_stdout(log), torch.no_grad():
       if fmt == 'tflite':
-        import litert_torch
+        with _jax_x64_for_litert():
+          import litert_torch
 
-        litert_torch.convert(module, sample_kwargs={INPUT: image}).export(path)
+          litert_torch.convert(module, sample_kwargs={INPUT: image}).export(path)
       elif fmt == 'onnx':
         torch.onnx.export(
           module,
