@@ -115,6 +115,13 @@ def main(argv: list[str]) -> None:
   if 'int8' in sidecar:
     q = sidecar['int8']
     print(f'int8: {q["method"]}; {q["float32_size_bytes"]:,} -> {sidecar["size_bytes"]:,} bytes')
+    pixel = 2 / (sidecar['input']['shape'][1] - 1)  # one pixel in [-1, 1] coordinates
+    if q['mean_kp_distance_to_float32'] > pixel:
+      print(
+        f'warning: int8 moves the keypoints by {q["mean_kp_distance_to_float32"]:.3f} on average '
+        f'(over one pixel, {pixel:.3f}); check it before shipping, or use the fp32 file or the '
+        'other format.'
+      )
   if 'val_distance' in sidecar:
     distances = ', '.join(f'{k} {v:.4f}' for k, v in sidecar['val_distance'].items())
     print(f'val distance to {inputs.reference}: {distances}')
