@@ -80,3 +80,28 @@ class InferenceFunction:
         'build another InferenceFunction for that shape.'
       )
     return self.compiled(self.weights, images)
+
+
+def predict(
+  model: nnx.Module,
+  images: Any,
+  *,
+  outputs: tuple[str, ...] = ('kp', 'jacobian'),
+  batch: int = 64,
+) -> dict[str, Any]:
+  """`model`'s outputs (NumPy) over many images, `batch` at a time, eval mode.
+
+  One `InferenceFunction` per chunk shape (the full chunks and the last one).
+  """
+  import numpy as np
+
+  compiled: dict[tuple[int, ...], InferenceFunction] = {}
+  parts: dict[str, list] = {name: [] for name in outputs}
+  for start in range(0, len(images), batch):
+    chunk = np.asarray(images[start : start + batch], np.float32)
+    if chunk.shape not in compiled:
+      compiled[chunk.shape] = InferenceFunction(model, chunk.shape, outputs=outputs)
+    out = compiled[chunk.shape](chunk)
+    for name in outputs:
+      parts[name].append(np.asarray(out[name]))
+  return {name: np.concatenate(value) for name, value in parts.items()}

@@ -58,14 +58,7 @@ def _teacher_kp(config: ml_collections.ConfigDict, images: np.ndarray, batch: in
   from train.teacher import load_teacher
 
   teacher, _ = load_teacher(config)
-  compiled: dict[tuple[int, ...], Any] = {}
-  kp = []
-  for start in range(0, len(images), batch):
-    chunk = images[start : start + batch]
-    if chunk.shape not in compiled:
-      compiled[chunk.shape] = compiler.InferenceFunction(teacher, chunk.shape, outputs=('kp',))
-    kp.append(np.asarray(compiled[chunk.shape](chunk)['kp']))
-  return np.concatenate(kp)
+  return compiler.predict(teacher, images, outputs=('kp',), batch=batch)['kp']
 
 
 def workdir_inputs(

@@ -24,6 +24,7 @@ from models import compiler
 from torch_twins.export import quantize as quantization
 from torch_twins.export.formats import FORMATS, ExportError, convert, load_runtime
 from torch_twins.export.graph import INPUT, OUTPUTS, deployable, float_scopes
+from train import losses
 
 TOLERANCE = 1e-4
 KP_MEANING = (
@@ -40,12 +41,6 @@ _PACKAGES = {
 }
 
 
-def _flax_outputs(model: nnx.Module, images: np.ndarray) -> dict[str, np.ndarray]:
-  infer = compiler.InferenceFunction(model, (1, *images.shape[1:]), outputs=OUTPUTS)
-  out = [infer(images[i : i + 1]) for i in range(len(images))]
-  return {name: np.concatenate([np.asarray(o[name]) for o in out]) for name in OUTPUTS}
-
-
 def _run(runtime, images: np.ndarray) -> dict[str, np.ndarray]:
   out = [runtime(images[i : i + 1]) for i in range(len(images))]
   return {name: np.concatenate([o[name] for o in out]) for name in OUTPUTS}
@@ -56,8 +51,7 @@ def _difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dic
 
 
 def _distance(kp: np.ndarray, reference: np.ndarray) -> float:
-  """Average keypoint distance, as `train.losses.keypoint_distance` computes it."""
-  return float(np.mean(np.linalg.norm(kp - reference, axis=-1)))
+  return float(losses.keypoint_distance(kp, reference))
 
 
 def export(
@@ -104,12 +98,13 @@ def export(
   os.makedirs(folder, exist_ok=True)
   images = np.asarray(images, np.float32)
   module = deployable(model, name, options)
-  reference = _flax_outputs(model, images)
+  reference = compiler.predict(model, images, outputs=OUTPUTS)
   report: dict[str, Any] = {}
   with tempfile.TemporaryDirectory(dir=folder, prefix='.export-') as tmp:
     float_path = os.path.join(tmp, f'float32.{fmt}')
     convert(module, images[:1], fmt, float_path)
-    float_out = _run(load_runtime(float_path), images)
+    runtime = load_runtime(float_path)
+    float_out = _run(runtime, images)
     parity = _difference(float_out, reference)
     worst = max(parity.values())
     if not worst <= TOLERANCE:  # also catches NaN
@@ -131,7 +126,8 @@ def export(
     if int8:
       written = os.path.join(tmp, f'int8.{fmt}')
       method = quantization.quantize(fmt, float_path, written, calibration, float_scopes(module))
-      int8_out = _run(load_runtime(written), images)
+      runtime = load_runtime(written)
+      int8_out = _run(runtime, images)
       report['int8'] = {
         'method': method,
         'calibration': calibration_source,
@@ -141,7 +137,9 @@ def export(
       }
       if teacher_kp is not None:
         report['val_distance']['int8_file'] = _distance(int8_out['kp'], teacher_kp)
-    sidecar = _sidecar(name, options, fmt, out, written, images.shape, weights, int8, report)
+    sidecar = _sidecar(
+      name, options, fmt, out, written, runtime, images.shape, weights, int8, report
+    )
     os.replace(written, out)
   with open(out + '.json', 'w') as f:
     json.dump(sidecar, f, indent=2)
@@ -155,8 +153,10 @@ def _version(package: str) -> str:
     return 'not installed'
 
 
-def _sidecar(name, options, fmt, out, path, shape, weights, int8, report) -> dict[str, Any]:
-  runtime = load_runtime(path)
+def _sidecar(
+  name, options, fmt, out, path, runtime, shape, weights, int8, report
+) -> dict[str, Any]:
+  """The JSON beside the file; `runtime` runs the file written (its int8 I/O details)."""
   num_kp = int(options['num_kp'])
   sidecar = {
     'model': name,
