@@ -4,14 +4,20 @@ Every facial feature is a unit shape (disc) mapped into the image by an affine
 map p = A (c_f + F_f u) + t: A and t are the pose (rotation, anisotropic
 scale, shear, translation), c_f and F_f the feature's place and shape in the
 canonical face (identity and expression change them). Landmark k sits at a
-fixed anchor a_k of its feature, so
+fixed anchor a_k of its feature. Like FOMM's, a landmark's jacobian is a
+dimensionless local linear map from a reference frame to the image: the
+reference R_k is the feature's frame in the mean face at the canonical pose
+(`REFERENCE_FRAMES`), so
 
   kp_k = A (c_f + F_f a_k) + t      (normalised [-1, 1] coordinates, x first)
-  J_k  = A F_f                      (the linear part of the map that placed it)
+  J_k  = A F_f R_k^-1               (identity for the mean face at the canonical
+                                     pose; rotation, scale, shear and expression
+                                     move it, entries of order 1)
 
-and a mark drawn at local offset u of the feature appears at kp_k + J_k (u - a_k):
-`tests/test_data.py` renders such marks and finds them there. Coordinates use
-FOMM's grid: pixel column j of a W-wide image is at x = 2 j / (W - 1) - 1.
+and a mark drawn at reference offset d of landmark k (local offset
+a_k + R_k^-1 d of its feature) appears at kp_k + J_k d: `tests/test_data.py`
+renders such marks and finds them there. Coordinates use FOMM's grid: pixel
+column j of a W-wide image is at x = 2 j / (W - 1) - 1.
 
 Everything is a pure function of a NumPy random generator, so an example is
 reproducible from (seed, split, index) alone.
@@ -43,6 +49,59 @@ def _rotation(angle: float) -> np.ndarray:
   return np.array([[c, -s], [s, c]])
 
 
+# Face proportions (identity) and expression, in canonical-face units; drawn
+# uniformly between the bounds. The mean face takes every midpoint.
+_IDENTITY = {
+    'face_w': (0.9, 1.1), 'face_h': (1.15, 1.35), 'eye_x': (0.32, 0.44), 'eye_y': (-0.32, -0.2),
+    'eye_w': (0.16, 0.22), 'eye_h': (0.1, 0.13), 'iris_r': (0.07, 0.09), 'brow_w': (0.18, 0.26),
+    'brow_h': (0.035, 0.06), 'nose_y': (0.05, 0.15), 'nose_w': (0.08, 0.12),
+    'nose_h': (0.12, 0.18), 'mouth_y': (0.5, 0.62), 'mouth_w': (0.28, 0.38),
+}  # fmt: skip
+_EXPRESSION = {
+    'open_l': (0.35, 1.0), 'open_r': (0.35, 1.0), 'gaze_x': (-1.0, 1.0), 'gaze_y': (-1.0, 1.0),
+    'raise': (-0.03, 0.12), 'smile': (0.0, 1.0), 'mouth_open': (0.0, 1.0),
+    'tilt': (-0.15, 0.15), 'brow_tilt': (-0.25, 0.25),
+}  # fmt: skip
+_SCALE = (0.42, 0.62)  # the pose's overall scale; the canonical pose is its midpoint
+
+
+def _features(shape: dict[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Each feature's centre c_f and frame F_f in the canonical face."""
+  s = shape
+  gaze = np.array([s['gaze_x'], s['gaze_y']])
+  features = {'face': (np.zeros(2), np.diag([s['face_w'], s['face_h']]))}
+  features['hair'] = (np.array([0.0, -0.35]), np.diag([s['face_w'] * 1.08, s['face_h'] * 0.85]))
+  for side, sign in (('l', -1.0), ('r', 1.0)):
+    opening = s[f'open_{side}']
+    eye_c = np.array([sign * s['eye_x'], s['eye_y']])
+    eye_f = _rotation(-sign * s['tilt']) @ np.diag([s['eye_w'], s['eye_h'] * opening])
+    features[f'eye_{side}'] = (eye_c, eye_f)
+    iris_c = eye_c + gaze * np.array([s['eye_w'] * 0.45, s['eye_h'] * opening * 0.3])
+    features[f'iris_{side}'] = (iris_c, s['iris_r'] * np.eye(2))
+    features[f'pupil_{side}'] = (iris_c, 0.45 * s['iris_r'] * np.eye(2))
+    brow_c = np.array([sign * s['eye_x'], s['eye_y'] - 0.2 - s['raise']])
+    brow_f = _rotation(sign * s['brow_tilt']) @ np.diag([s['brow_w'], s['brow_h']])
+    features[f'brow_{side}'] = (brow_c, brow_f)
+  features['nose'] = (np.array([0.0, s['nose_y']]), np.diag([s['nose_w'], s['nose_h']]))
+  mouth_f = np.diag([s['mouth_w'] * (1 + 0.25 * s['smile']), 0.04 + 0.12 * s['mouth_open']])
+  features['mouth'] = (np.array([0.0, s['mouth_y'] - 0.04 * s['smile']]), mouth_f)
+  inner = mouth_f @ np.diag([0.85, 0.6 * s['mouth_open']])
+  features['mouth_inner'] = (features['mouth'][0], inner)
+  return features
+
+
+def _reference_frames() -> np.ndarray:
+  """(10, 2, 2): each landmark's feature frame in the mean face at the canonical pose."""
+  mean = {name: sum(bounds) / 2 for name, bounds in {**_IDENTITY, **_EXPRESSION}.items()}
+  features, scale = _features(mean), sum(_SCALE) / 2
+  return np.stack([scale * features[feature][1] for feature, _ in _ANCHORS])
+
+
+# A landmark's jacobian maps offsets in this frame (normalised image units around
+# the landmark of the mean face at the canonical pose) to offsets in the image.
+REFERENCE_FRAMES = _reference_frames()
+
+
 @dataclasses.dataclass(frozen=True)
 class Face:
   """One face: pose, feature frames and colours, plus what is drawn around it."""
@@ -68,12 +127,7 @@ def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Fac
   """Draws identity, expression, pose, scene and photometric nuisances."""
   u = rng.uniform
   # Identity: proportions and colours.
-  face_w, face_h = u(0.9, 1.1), u(1.15, 1.35)
-  eye_x, eye_y = u(0.32, 0.44), u(-0.32, -0.2)
-  eye_w, eye_h, iris_r = u(0.16, 0.22), u(0.1, 0.13), u(0.07, 0.09)
-  brow_w, brow_h = u(0.18, 0.26), u(0.035, 0.06)
-  nose_y, nose_w, nose_h = u(0.05, 0.15), u(0.08, 0.12), u(0.12, 0.18)
-  mouth_y, mouth_w = u(0.5, 0.62), u(0.28, 0.38)
+  shape = {name: u(*bounds) for name, bounds in _IDENTITY.items()}
   skin = np.array([u(0.45, 0.95), u(0.3, 0.8), u(0.2, 0.7)])
   skin[1] = min(skin[1], skin[0])
   skin[2] = min(skin[2], skin[1])
@@ -89,29 +143,11 @@ def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Fac
     'mouth': np.array([u(0.1, 0.3), u(0.0, 0.1), u(0.0, 0.1)]),
   }
   # Expression: each moves the landmarks its feature carries.
-  open_l, open_r = u(0.35, 1.0), u(0.35, 1.0)
-  gaze = rng.uniform(-1, 1, 2)
-  raise_, smile, mouth_open = u(-0.03, 0.12), u(0, 1), u(0, 1)
-  tilt, brow_tilt = u(-0.15, 0.15), u(-0.25, 0.25)
-
-  features = {'face': (np.zeros(2), np.diag([face_w, face_h]))}
-  features['hair'] = (np.array([0.0, -0.35]), np.diag([face_w * 1.08, face_h * 0.85]))
-  for side, sign, opening in (('l', -1.0, open_l), ('r', 1.0, open_r)):
-    eye_c = np.array([sign * eye_x, eye_y])
-    eye_f = _rotation(-sign * tilt) @ np.diag([eye_w, eye_h * opening])
-    features[f'eye_{side}'] = (eye_c, eye_f)
-    iris_c = eye_c + gaze * np.array([eye_w * 0.45, eye_h * opening * 0.3])
-    features[f'iris_{side}'] = (iris_c, iris_r * np.eye(2))
-    features[f'pupil_{side}'] = (iris_c, 0.45 * iris_r * np.eye(2))
-    brow_c = np.array([sign * eye_x, eye_y - 0.2 - raise_])
-    features[f'brow_{side}'] = (brow_c, _rotation(sign * brow_tilt) @ np.diag([brow_w, brow_h]))
-  features['nose'] = (np.array([0.0, nose_y]), np.diag([nose_w, nose_h]))
-  mouth_f = np.diag([mouth_w * (1 + 0.25 * smile), 0.04 + 0.12 * mouth_open])
-  features['mouth'] = (np.array([0.0, mouth_y - 0.04 * smile]), mouth_f)
-  features['mouth_inner'] = (features['mouth'][0], mouth_f @ np.diag([0.85, 0.6 * mouth_open]))
+  shape.update({name: u(*bounds) for name, bounds in _EXPRESSION.items()})
+  features = _features(shape)
 
   # Pose: canonical face -> normalised image coordinates.
-  angle, scale = u(-0.5, 0.5), u(0.42, 0.62)
+  angle, scale = u(-0.5, 0.5), u(*_SCALE)
   aspect, shear = u(-0.15, 0.15), u(-0.2, 0.2)
   A = scale * _rotation(angle) @ np.array([[1, shear], [0, 1]]) @ np.diag([1 + aspect, 1 - aspect])
   t = rng.uniform(-0.28, 0.28, 2)
@@ -137,7 +173,7 @@ def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Fac
       light=(u(0, 0.35), u(0, 2 * np.pi)), contrast=u(0.75, 1.15), brightness=u(-0.1, 0.1),
       blur=u(0, 0.9), noise=u(0, 0.03),
       pose=np.array([angle, scale, aspect, shear, *t], np.float32),
-      expression=np.array([open_l, open_r, *gaze, raise_, smile, mouth_open], np.float32),
+      expression=np.array([shape[name] for name in _EXPRESSION if 'tilt' not in name], np.float32),
   )  # fmt: skip
   if occluder is not None:  # move the occluder next to a random landmark
     kp, _ = landmarks(face)
@@ -153,7 +189,7 @@ def landmarks(face: Face) -> tuple[np.ndarray, np.ndarray]:
   for k, (feature, anchor) in enumerate(_ANCHORS):
     centre, frame = face.features[feature]
     kp[k] = face.A @ (centre + frame @ np.asarray(anchor)) + face.t
-    jacobian[k] = face.A @ frame
+    jacobian[k] = face.A @ frame @ np.linalg.inv(REFERENCE_FRAMES[k])
   return kp.astype(np.float32), jacobian.astype(np.float32)
 
 

@@ -32,15 +32,9 @@ def draw_keypoints(ax, kp, jacobian=None, *, size, marker='o', label=None, axis_
   if jacobian is not None:
     for k, (point, matrix) in enumerate(zip(pixels, np.asarray(jacobian), strict=True)):
       for column in range(2):
-        # A unit step along local axis `column` moves the point by this many pixels;
-        # scaled so that a typical feature axis is visible.
-        step = (
-          matrix[:, column]
-          * (size - 1)
-          / 2
-          * axis_length
-          / max(np.linalg.norm(matrix, axis=0).mean(), 1e-6)
-        )
+        # Where a step of `axis_length` (normalised units) along reference axis `column`
+        # lands: FOMM-like jacobians are dimensionless, so the identity draws a plain cross.
+        step = matrix[:, column] * axis_length * (size - 1) / 2
         ax.plot(*np.stack([point, point + step]).T, color=KP_COLOURS[k], lw=1)
 
 
@@ -62,3 +56,18 @@ def example_grid(batch: dict[str, np.ndarray], path: str, *, title: str) -> None
   figure.tight_layout()
   figure.savefig(path, dpi=80)
   plt.close(figure)
+
+
+def jacobian_table(jacobian: np.ndarray) -> str:
+  """Markdown: per landmark, each jacobian entry's mean +- std over the examples (B, K, 2, 2)."""
+  from data import faces
+
+  lines = [
+    f'| landmark ({len(jacobian)} examples) | J11 | J12 | J21 | J22 |',
+    '|---|---:|---:|---:|---:|',
+  ]
+  mean, std = jacobian.mean(0), jacobian.std(0)
+  for k, name in enumerate(faces.LANDMARKS[: jacobian.shape[1]]):
+    cells = ' | '.join(f'{mean[k, i, j]:.2f} +- {std[k, i, j]:.2f}' for i in (0, 1) for j in (0, 1))
+    lines.append(f'| {name} | {cells} |')
+  return '\n'.join(lines)

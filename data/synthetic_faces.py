@@ -75,8 +75,11 @@ class _Workers:
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   """Face-like images with landmarks and jacobians, at 64x64 or 256x256."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+    '1.0.0': 'First release.',
+    '2.0.0': 'FOMM-like jacobians: dimensionless, relative to the mean face (same images).',
+  }
   BUILDER_CONFIGS = [
     SyntheticFacesConfig(image_size=64, name='64px'),
     SyntheticFacesConfig(

@@ -63,30 +63,45 @@ def _to_pixels(point, size):
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_stored_jacobian_predicts_where_a_feature_point_is_drawn(seed):
-  """A mark at local offset delta of landmark k's feature lands at kp_k + J_k delta."""
+  """A mark at reference offset d of landmark k lands at kp_k + J_k d."""
   size = 128
   face = faces.sample_face(np.random.default_rng(seed), occlusion_rate=0.0)
   kp, jacobian = faces.landmarks(face)
-  delta = np.array([0.6, -0.4])
+  d = np.array([0.06, -0.04])  # normalised units: about 4 and 2.5 pixels at 128
   for k, (feature, anchor) in enumerate(faces._ANCHORS):
-    expected = kp[k] + jacobian[k] @ delta
+    expected = kp[k] + jacobian[k] @ d
     if np.abs(expected).max() > 0.9:
       continue
-    found = _find_marks(face, size, ((feature, tuple(np.asarray(anchor) + delta)),))
+    local = np.asarray(anchor) + np.linalg.solve(faces.REFERENCE_FRAMES[k], d)
+    found = _find_marks(face, size, ((feature, tuple(local)),))
     np.testing.assert_allclose(found, _to_pixels(expected, size), atol=0.5, err_msg=str(k))
+
+
+def test_jacobians_are_fomm_like_identity_at_rest_order_one_and_varying():
+  mean_face = {k: sum(b) / 2 for k, b in {**faces._IDENTITY, **faces._EXPRESSION}.items()}
+  rest = faces.Face(**{**vars(faces.sample_face(np.random.default_rng(0))),
+                       'A': sum(faces._SCALE) / 2 * np.eye(2),
+                       'features': faces._features(mean_face)})  # fmt: skip
+  np.testing.assert_allclose(faces.landmarks(rest)[1], np.broadcast_to(np.eye(2), (10, 2, 2)),
+                             atol=1e-6)  # fmt: skip
+  jacobians = np.stack(
+    [faces.landmarks(faces.sample_face(np.random.default_rng(i)))[1] for i in range(300)]
+  )
+  assert 0.3 < np.abs(jacobians).mean() < 3.0
+  np.testing.assert_allclose(jacobians.mean(0)[:, [0, 1], [0, 1]], 1.0, atol=0.15)
+  assert jacobians.std(0).min() > 0.1  # every entry of every landmark varies across faces
 
 
 def test_flip_mirrors_landmarks_and_jacobians_consistently():
   size = 128
   face = faces.sample_face(np.random.default_rng(3), occlusion_rate=0.0)
   kp, jacobian = faces.landmarks(face)
-  delta = np.array([0.5, 0.3])
+  d = np.array([0.05, 0.03])  # reference offset, normalised units
   k = 5  # left mouth corner: after the flip it is the right one
   feature, anchor = faces._ANCHORS[k]
+  local = np.asarray(anchor) + np.linalg.solve(faces.REFERENCE_FRAMES[k], d)
   plain = faces.render(face, size, np.random.default_rng(1))
-  marked = faces.render(
-    face, size, np.random.default_rng(1), marks=((feature, tuple(np.asarray(anchor) + delta)),)
-  )
+  marked = faces.render(face, size, np.random.default_rng(1), marks=((feature, tuple(local)),))
   example = {'image': marked, 'kp': kp, 'jacobian': jacobian, 'visible': np.ones(10, bool)}
   flipped = pipeline._flip(example)
   change = np.abs(flipped['image'].astype(float) - plain[:, ::-1].astype(float)).sum(-1)
@@ -94,8 +109,8 @@ def test_flip_mirrors_landmarks_and_jacobians_consistently():
   found = np.array([cols.mean(), rows.mean()])
   new_k = faces.FLIP_PERMUTATION.index(k)
   assert faces.LANDMARKS[new_k] == 'right_mouth_corner'
-  mirrored_delta = delta * np.array([-1, 1])
-  expected = flipped['kp'][new_k] + flipped['jacobian'][new_k] @ mirrored_delta
+  mirrored_d = d * np.array([-1, 1])
+  expected = flipped['kp'][new_k] + flipped['jacobian'][new_k] @ mirrored_d
   np.testing.assert_allclose(found, _to_pixels(expected, size), atol=0.6)
   # Flipping twice gives the example back.
   again = pipeline._flip(flipped)

@@ -1,6 +1,7 @@
 """Writes a PNG grid of dataset examples with landmarks and jacobian axes drawn on them.
 
 python -m tools.show_data --dataset=synthetic_faces --out=synthetic_faces.png
+python -m tools.show_data --jacobian_stats --count=2000   # per-entry mean and std
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', 'datasets', 'where TFDS writes prepa
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', '', 'frames: ROOT of the frame folders')
 _COUNT = flags.DEFINE_integer('count', 16, 'examples to show')
 _OUT = flags.DEFINE_string('out', 'synthetic_faces.png', 'the PNG to write')
+_STATS = flags.DEFINE_bool(
+  'jacobian_stats', False, "print the per-entry mean and std of the --count examples' jacobians"
+)
 _PLAIN = flags.DEFINE_bool(
   'plain', False, 'write the first example alone, undrawn (an input for examples/*.py)'
 )
@@ -45,6 +49,9 @@ def main(argv: list[str]) -> None:
     )
   except ValueError as error:
     sys.exit(f'error: {error}')
+  if _STATS.value:
+    print(show.jacobian_table(batch['jacobian']))
+    return
   if _PLAIN.value:
     import matplotlib.pyplot as plt
 
