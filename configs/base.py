@@ -91,6 +91,9 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
   config.log_every = 25
+  # Precise BN: before each evaluation, BatchNorm statistics over this many augmented
+  # training images with the weights fixed (train.precise_bn; 0 keeps the running ones).
+  config.precise_bn_images = 2048
   # Warm start from another run's workdir (its best checkpoint) or a checkpoint folder.
   config.init_from = ''
   return config
@@ -114,6 +117,7 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
     config.checkpoint_every = 3
     config.log_every = 1
     config.eval_batch_size = 8
+    config.precise_bn_images = 0  # tests that need it turn it on
   else:
     epoch = config.data.train_size // 8
     config.optim.update({'name': 'adamw', 'lr': 5e-4, 'milestones': (60 * epoch, 90 * epoch)})

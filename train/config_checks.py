@@ -78,6 +78,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f'optim.milestones {tuple(config.optim.milestones)} must lie inside (0, num_steps='
       f'{config.num_steps}).',
     )
+  _need(
+    config.get('precise_bn_images', 0) >= 0,
+    f'precise_bn_images must be >= 0 (0: off), got {config.get("precise_bn_images")}.',
+  )
   _need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
   weights = {name: config.loss[name] for name in losses.TERMS}
   for name, weight in weights.items():

@@ -29,8 +29,11 @@ from jax.sharding import PartitionSpec as P
 import models
 from data import pipeline
 from models import compiler
-from train import checkpoints, config_checks, teacher
+from train import checkpoints, config_checks, precise_bn, teacher
 from train.step import Student, Teacher, TrainState, make_eval_step, make_optimizer, make_train_step
+
+# Precise BN reads its own train iterator, seeded apart from training's.
+PRECISE_BN_SEED = 7919
 
 
 class Experiment:
@@ -102,6 +105,30 @@ class Experiment:
       train=False,
       builder=self.dataset,
     )
+
+  @functools.cached_property
+  def precise_bn_batches(self) -> list[jax.Array]:
+    """The fixed augmented training images of precise BN (train.precise_bn), on the devices."""
+    count = -(-self.config.get('precise_bn_images', 0) // self.config.batch_size)
+    iterator = pipeline.make_iterator(
+      self.config.data,
+      'train',
+      batch_size=self.config.batch_size,
+      model_size=self.input_size,
+      train=True,
+      seed=self.config.seed + PRECISE_BN_SEED,
+      builder=self.dataset,
+    )
+    return [self.put({'image': next(iterator)['image']})['image'] for _ in range(count)]
+
+  def with_precise_bn(self, state: TrainState) -> TrainState:
+    """`state` with BatchNorm statistics re-estimated on `precise_bn_batches` (if any)."""
+    if not self.precise_bn_batches:
+      return state
+    batch_stats = precise_bn.recompute(
+      self.student, state.params, state.batch_stats, self.rest, self.precise_bn_batches
+    )
+    return state.replace(batch_stats=jax.device_put(batch_stats, self.replicated))
 
   # ---------------------------------------------------------------- models
 

@@ -121,6 +121,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if _due(step, config.log_every, last) or saved:
       _log_train(log, progress, step, metrics, rate.read())
     if evaluated:
+      state = experiment.with_precise_bn(state)  # eval and checkpoints get precise statistics
       val_metrics, shown = _log_validation(log, experiment, state, step)
       rate.restart()  # images/s measures training, not evaluation
     if saved:

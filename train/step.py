@@ -123,7 +123,7 @@ def make_train_step(
     (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads), 'lr': schedule(state.step)}
+    metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads), 'lr': schedule(state.step)}
     metrics.update({f'loss_{name}': value for name, value in terms.items()})
     new_state = TrainState(state.step + 1, params, batch_stats, opt_state)
     return new_state, metrics
