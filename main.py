@@ -72,8 +72,6 @@ def run(config, workdir: str, mode: str) -> None:
 
 def main(argv):
   cli.no_positional(argv)
-  if not flags.FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   import jax
 
   from train import config_checks

@@ -302,17 +302,15 @@ def _tool(*args):
   return commands.run('-m', *args)
 
 
-def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run, capsys):
-  from tools import report
+def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
   from train import outliers
 
   workdir = edgeseg_run[0]
-  report.main(['report', str(workdir), str(shared / 'teacher')])  # no flags: callable here
-  out = capsys.readouterr().out
+  out = _tool('tools.report', str(workdir), str(shared / 'teacher')).stdout
   assert '| edgesegnet |' in out and '| 0.0016 | 0.0039 | 0.0077 |' in out
   assert 'fomm_teacher (teacher)' in out
-  with pytest.raises(SystemExit, match='no results.json in'):
-    report.main(['report', str(shared / 'missing')])
+  missing = _tool('tools.report', str(shared / 'missing'))
+  assert commands.last_error_line(missing).startswith('error: no results.json in')
 
   # The shared loader restores exactly what was saved, in eval mode.
   step = 6
@@ -333,6 +331,11 @@ def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run, capsys):
   cli = _tool('tools.outliers', '--workdir', str(workdir), f'--step={step}', '--top', '2')
   assert cli.returncode == 0, cli.stderr
   assert f'checkpoint step {step}' in cli.stdout and 'running statistics' in cli.stdout
+  assert 'Gaussian blur, sigma 1 pixel' in cli.stdout and 'INFO' not in cli.stderr
+  under = found['perturbed']
+  assert set(under) == {'none', *outliers.PERTURBATIONS}
+  assert all(np.all(np.isfinite(v['largest'])) and len(v['kp_shift']) == 16 for v in under.values())
+  assert under['none']['kp_shift'].max() == 0 and under['noise']['kp_shift'].max() > 0
   with pytest.raises(CheckpointError, match=r'^no checkpoint of step 99999 .*steps held: '):
     outliers.inspect(str(workdir), 99999)
   with pytest.raises(CheckpointError, match='^no checkpoints at '):

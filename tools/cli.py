@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from absl import app, flags
+from absl import app, flags, logging
 
 
 def _one_line(error: Exception) -> str:
@@ -35,5 +35,16 @@ def no_positional(argv: list[str]) -> None:
     sys.exit(f'error: unexpected argument(s) {" ".join(argv[1:])}; every option is a --flag.')
 
 
+def _quiet(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  """Warnings and errors only unless --verbosity is given (orbax logs every file at INFO)."""
+
+  def quiet_main(argv: list[str]) -> None:
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)
+    main(argv)
+
+  return quiet_main
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-  app.run(main, flags_parser=parse_flags)
+  app.run(_quiet(main), flags_parser=parse_flags)
