@@ -1,21 +1,79 @@
-"""Gathers the results of several runs into the article's Table 4, beside its numbers.
+"""Gathers results into the article's Table 4, beside its numbers.
 
-python -m tools.report workdirs/*
+  python -m tools.report workdirs/*                  # one row per run folder
+  python -m tools.report --study=docs/study [--benchmark=benchmarks/results.json]
+
+With `--study` (the folder `python -m tools.study` writes), the study's
+tables (mean +- std over seeds; train.report defines each column) are
+printed and written to STUDY/tables.md, with the pairwise comparisons the
+article's claims need, and the Pareto picture STUDY/pareto.png (val
+distance against the JAX latency of the benchmark's results.json, and
+against parameters).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+
+from absl import flags
 
 from tools import cli
 
+_STUDY = flags.DEFINE_string('study', None, 'a folder holding summary.json (tools.study)')
+_BENCHMARK = flags.DEFINE_string(
+  'benchmark', 'benchmarks/results.json', 'benchmark.py results.json for the latency axis'
+)
+
+# The article's claims, as pairs of students compared on val distance.
+_CLAIMS = (
+  ('edgesegnet', 'squeeze_unet'),
+  ('edgesegnet', 'l3unet'),
+  ('l3unet', 'squeeze_unet'),
+  ('squeeze_encdec', 'squeeze_unet'),
+)
+
+
+def _study(folder: str) -> None:
+  from train import report
+
+  path = os.path.join(folder, 'summary.json')
+  if not os.path.isfile(path):
+    sys.exit(f'error: no summary.json in {folder}; run `python -m tools.study` first.')
+  teacher, students = report.load(path)
+  if not students:
+    sys.exit(f'error: {path} holds no finished student run yet.')
+  lines = ['## Table 4 (loss L1)', '', report.table4(teacher, students), '']
+  lines += ['## Losses', '', report.loss_table(students), '', "## The article's comparisons", '']
+  lines += [f'- {report.compare(students, a, b)}' for a, b in _CLAIMS]
+  text = '\n'.join(lines) + '\n'
+  print(text)
+  with open(os.path.join(folder, 'tables.md'), 'w') as f:
+    f.write(text)
+  latency, note = {}, f'no latency: {_BENCHMARK.value} not found'
+  if os.path.isfile(_BENCHMARK.value):
+    with open(_BENCHMARK.value) as f:
+      latency = report.latencies(json.load(f))
+    note = f'Latency from {_BENCHMARK.value}.'
+  picture = os.path.join(folder, 'pareto.png')
+  report.pareto(students, latency, picture, note)
+  print(f'wrote {folder}/tables.md and {picture}')
+
 
 def main(argv: list[str]) -> None:
+  if _STUDY.value:
+    cli.no_positional(argv)
+    _study(_STUDY.value)
+    return
   from train import results
 
   workdirs = argv[1:]
   if not workdirs:
-    sys.exit('error: pass the run folders to gather, e.g. `python -m tools.report workdirs/*`.')
+    sys.exit(
+      'error: pass the run folders to gather, e.g. `python -m tools.report workdirs/*`, '
+      'or --study=docs/study.'
+    )
   rows = results.load_results(workdirs)
   if not rows:
     sys.exit(f'error: no results.json in {", ".join(workdirs)}; run main.py first.')

@@ -1,0 +1,148 @@
+"""The study's tables and Pareto picture, from docs/study/summary.json (train.study).
+
+Every number is a mean +- sample standard deviation over the seeds a
+(student, loss) pair has. "Train loss" is the mean of the training losses
+logged (every `log_every` steps, on augmented batches, BatchNorm in train
+mode) over the last evaluation window; "val loss" and "val distance" are to
+the teacher on the validation split, BatchNorm in eval mode; "to truth" is
+the student's keypoint distance to the true landmarks.
+
+A difference between two students is called decided when it exceeds twice
+its standard error (sqrt(s1^2/n1 + s2^2/n2), about a 95% normal interval);
+with 3 seeds this is a rough screen, said as such in docs/results.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+import models
+
+_COLUMNS = ('train_loss', 'val_loss', 'val_distance', 'truth_distance')
+
+
+def load(path: str) -> tuple[dict | None, list[dict]]:
+  """(teacher record or None, student records) of a summary.json."""
+  with open(path) as f:
+    records = json.load(f)['runs']
+  teacher = next((r for r in records if r['role'] == 'teacher'), None)
+  return teacher, [r for r in records if r['role'] == 'student']
+
+
+def group(students: list[dict]) -> dict[tuple[str, str], list[dict]]:
+  """Runs by (model, loss), in the order they first appear."""
+  groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+  for record in students:
+    groups[record['model'], record['loss']].append(record)
+  return dict(groups)
+
+
+def stats(values: list[float]) -> tuple[float, float, int]:
+  """(mean, sample standard deviation (nan for one value), count)."""
+  array = np.asarray([v for v in values if v is not None], float)
+  std = float(array.std(ddof=1)) if array.size > 1 else math.nan
+  return float(array.mean()), std, int(array.size)
+
+
+def _cell(values: list[float]) -> str:
+  mean, std, count = stats(values)
+  return f'{mean:.4f}' if count == 1 else f'{mean:.4f} +- {std:.4f}'
+
+
+def table4(teacher: dict | None, students: list[dict]) -> str:
+  """Markdown: the L1 runs of every student beside the article's Table 4."""
+  lines = [
+    '| model | seeds | steps | params | train loss | val loss | val distance | to truth '
+    '| article train | article val | article distance |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  if teacher:
+    lines.append(
+      f'| {teacher["model"]} (teacher) | - | {teacher["steps"]} | {teacher["params"]:,} | - | - '
+      f'| - | {teacher["truth_distance"]:.4f} | - | - | - |'
+    )
+  for (model, loss), runs in group(students).items():
+    if loss != 'L1':
+      continue
+    paper = models.spec(model).table4
+    article = (
+      ' | '.join(f'{v:.4f}' for v in (paper.train_loss, paper.val_loss, paper.val_distance))
+      if paper
+      else '- | - | -'
+    )
+    cells = ' | '.join(_cell([r[c] for r in runs]) for c in _COLUMNS)
+    lines.append(
+      f'| {model} | {len(runs)} | {runs[0]["steps"]} | {runs[0]["params"]:,} | {cells} '
+      f'| {article} |'
+    )
+  return '\n'.join(lines)
+
+
+def loss_table(students: list[dict], model: str = 'edgesegnet') -> str:
+  """Markdown: one student trained with L1, L2 and L3."""
+  lines = [
+    f'| {model} loss | seeds | train loss | val loss | val distance | to truth |',
+    '|---|---:|---:|---:|---:|---:|',
+  ]
+  for (name, loss), runs in group(students).items():
+    if name == model:
+      cells = ' | '.join(_cell([r[c] for r in runs]) for c in _COLUMNS)
+      lines.append(f'| {loss} | {len(runs)} | {cells} |')
+  return '\n'.join(lines)
+
+
+def compare(students: list[dict], first: str, second: str, column: str = 'val_distance') -> str:
+  """One line: the L1 difference first - second, its standard error, decided or not."""
+  runs = group(students)
+  if (first, 'L1') not in runs or (second, 'L1') not in runs:
+    return f'{first} vs {second}: not both run'
+  m1, s1, n1 = stats([r[column] for r in runs[first, 'L1']])
+  m2, s2, n2 = stats([r[column] for r in runs[second, 'L1']])
+  if n1 < 2 or n2 < 2:
+    return f'{first} vs {second}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
+  error = math.sqrt(s1**2 / n1 + s2**2 / n2)
+  verdict = 'decided' if abs(m1 - m2) > 2 * error else 'within the spread'
+  return f'{first} vs {second}: {m1 - m2:+.4f} +- {error:.4f} ({column}; {verdict})'
+
+
+def latencies(benchmark: dict[str, Any], threads: int = 1) -> dict[str, float]:
+  """JAX median latency (ms) per model from a benchmark.py results.json."""
+  for record in benchmark['records']:
+    if record['threads'] == threads:
+      return {m['model']: 1e3 * m['jax']['median_s'] for m in record['models']}
+  return {}
+
+
+def pareto(students: list[dict], latency_ms: dict[str, float], path: str, note: str) -> None:
+  """Val distance (mean +- std over seeds, L1) against JAX latency and against parameters."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for (model, loss), runs in group(students).items():
+    if loss != 'L1':
+      continue
+    mean, std, _ = stats([r['val_distance'] for r in runs])
+    error = 0.0 if math.isnan(std) else std
+    for axis, x in ((axes[0], latency_ms.get(model)), (axes[1], runs[0]['params'])):
+      if x is None:
+        continue
+      axis.errorbar(x, mean, yerr=error, fmt='o', capsize=4)
+      axis.annotate(f'{model} ({len(runs)})', (x, mean), textcoords='offset points', xytext=(5, 5))
+  axes[0].set_xlabel('JAX latency, batch 1, 1 thread (ms)')
+  axes[1].set_xlabel('parameters')
+  axes[1].set_xscale('log')
+  for axis in axes:
+    axis.set_ylabel('val distance to the teacher (mean +- std over seeds)')
+    axis.grid(alpha=0.3)
+  figure.suptitle(f'Students distilled with L1 (seeds in brackets). {note}', fontsize=9)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
