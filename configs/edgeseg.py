@@ -2,12 +2,9 @@
 
 Command:
   python main.py --config=configs/edgeseg.py
-Variants: `configs/edgeseg.py:smoke` (tests), `configs/edgeseg.py:paper` (the article's
-schedule).
-
-Measured on the 2-core CPU machine (docs/results.md): 11 min 17 s from a clean checkout
-(dataset 1.2 min, default teacher 5.2 min, EdgeSegNet 4.8 min); train loss 0.0033, val loss
-0.0023, val distance 0.0458 (student to truth 0.058, teacher to truth 0.048).
+Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
+tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
 from configs import base

@@ -2,9 +2,9 @@
 
 Command:
   python main.py --config=configs/l3unet.py
-Variants: `configs/l3unet.py:smoke` (tests), `configs/l3unet.py:paper` (the article's
-schedule). Measured on the 2-core CPU machine with the default teacher in place (docs/results.md):
-4 min 25 s; train loss 0.0071, val loss 0.0055, val distance 0.0756 (student to truth 0.090).
+Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
+tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
 from configs import base

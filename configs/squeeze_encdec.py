@@ -2,10 +2,9 @@
 
 Command:
   python main.py --config=configs/squeeze_encdec.py
-Variants: `configs/squeeze_encdec.py:smoke` (tests), `configs/squeeze_encdec.py:paper`
-(the article's schedule). Measured on the 2-core CPU machine with the default teacher in
-place (docs/results.md): 3 min 43 s; train loss 0.0057, val loss 0.0040,
-val distance 0.0590 (student to truth 0.073).
+Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
+tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
 from configs import base

@@ -2,9 +2,9 @@
 
 Command:
   python main.py --config=configs/squeeze_unet.py
-Variants: `configs/squeeze_unet.py:smoke` (tests), `configs/squeeze_unet.py:paper` (the article's
-schedule). Measured on the 2-core CPU machine with the default teacher in place (docs/results.md):
-6 min 05 s; train loss 0.0023, val loss 0.0018, val distance 0.0390 (student to truth 0.052).
+Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
+tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
 from configs import base

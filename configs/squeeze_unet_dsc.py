@@ -2,11 +2,9 @@
 
 Command:
   python main.py --config=configs/squeeze_unet_dsc.py
-Variants: `configs/squeeze_unet_dsc.py:smoke` (tests), `configs/squeeze_unet_dsc.py:paper`
-(the article's schedule). Measured on the 2-core CPU machine with the default teacher in
-place (docs/results.md): 5 min 37 s; train loss 0.0038, val distance 0.0509 (student to truth
-0.064); its final val loss, 43.8, is all jacobian term: 3 validation images that its
-BatchNorm running statistics blow up (docs/results.md; step 400: 0.0051, the best checkpoint).
+Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
+tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
 from configs import base

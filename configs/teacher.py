@@ -2,16 +2,17 @@
 
 Command:
   python main.py --config=configs/teacher.py
-Measured on the 2-core CPU machine (inside the main job, docs/results.md): 5.2 minutes;
-train loss 0.0058, val loss 0.0034, val keypoint distance to the true landmarks 0.0484.
+Variants: `:smoke` (tests), `:study` (the study's teacher, trained once and shared by
+all its students; `python -m tools.study` trains it first), `:paper`.
 
-FOMM's architecture with narrower widths than vox-256 (block_expansion 8,
-max_features 128; about 50 images/s of training on 2 cores) so that 800 steps
-of 16 train in about 5 minutes on a CPU; it takes 64x64
-frames (scale_factor 1: the pipeline downsamples larger frames once). Its
-workdir, workdirs/teacher, is where the distillation configs look for it
-(`config.teacher.checkpoint`); they read its best checkpoint the way they
-read a converted FOMM checkpoint.
+FOMM's KPDetector at block_expansion 16 and max_features 512: 3,581,656 parameters
+and 406 M mult-adds at 64x64, more than every student (Squeeze U-Net, the largest,
+has 2,507,035), so distillation compresses. FOMM's vox-256 widths (32 and 1024)
+stay available: `--config.model.block_expansion=32 --config.model.max_features=1024`.
+It takes 64x64 frames (scale_factor 1: the pipeline downsamples larger frames
+once). Its workdir, workdirs/teacher, is where the distillation configs look for
+it (`config.teacher.checkpoint`); they read its best checkpoint the way they read
+a converted FOMM checkpoint. Measured results: docs/results.md.
 """
 
 from configs import base
@@ -20,7 +21,7 @@ from configs import base
 def get_config(arg: str | None = None):
   config = base.get_base_config('fomm_teacher')
   config.task = 'supervised'
-  config.model.update({'block_expansion': 8, 'max_features': 128, 'scale_factor': 1.0})
+  config.model.update({'block_expansion': 16, 'max_features': 512, 'scale_factor': 1.0})
   config.optim.lr = 2e-3
   config.optim.milestones = (600,)
   config.batch_size = 16

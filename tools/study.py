@@ -7,8 +7,10 @@
 Finished runs are skipped, a killed one resumes from its checkpoints, and
 OUT/summary.json (with each finished run's results.json and metrics.jsonl
 under OUT/runs/) is rewritten after every run; `python -m tools.report
---study=OUT` turns it into the tables and pictures of docs/results.md. The
-shared teacher is trained first by the first run if `--teacher` has none.
+--study=OUT` turns it into the tables and pictures of docs/results.md. Every
+run uses its config's `:study` variant (configs/base.py: the study's
+schedule); the shared teacher (`configs/teacher.py:study`, in
+workdirs/teacher_study) is trained first, by main.py, in the first run.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from tools import cli
 
 _DIR = flags.DEFINE_string('dir', 'workdirs/study', "where the runs' workdirs go")
 _OUT = flags.DEFINE_string('out', 'docs/study', "where summary.json and the runs' results go")
-_TEACHER = flags.DEFINE_string('teacher', 'workdirs/teacher', 'the teacher every run distils')
-_VARIANT = flags.DEFINE_string('variant', '', 'config argument of every run (e.g. smoke)')
+_TEACHER = flags.DEFINE_string(
+  'teacher',
+  None,
+  "the teacher every run distils (default: the variant's, trained by the first run)",
+)
+_VARIANT = flags.DEFINE_string('variant', 'study', 'config argument of every run (smoke: tests)')
 _RUNS = flags.DEFINE_list('runs', [], 'names of the runs to do (default: the whole plan)')
 _OVERRIDE = flags.DEFINE_multi_string(
   'override', [], 'a --config.* override added to every run, e.g. --override=--config.batch_size=8'
@@ -49,7 +55,8 @@ def main(argv: list[str]) -> None:
     runs = study.select(_RUNS.value)
   except ValueError as error:
     sys.exit(f'error: {error}')
-  directory, teacher, out = map(os.path.abspath, (_DIR.value, _TEACHER.value, _OUT.value))
+  teacher = _TEACHER.value or study.default_teacher(runs[0], _VARIANT.value)
+  directory, teacher, out = map(os.path.abspath, (_DIR.value, teacher, _OUT.value))
   workdirs = {run.name: os.path.join(directory, run.name) for run in runs}
   if _STATUS.value:
     for run in runs:

@@ -1,7 +1,7 @@
 """The study: every (student, loss, seed) the article's questions need, as normal workdir runs.
 
-Each run is `python main.py --config=configs/<config>.py --workdir=DIR/<name>` with its
-seed, loss weights and the study's shared teacher set by `--config.*` overrides, so a
+Each run is `python main.py --config=configs/<config>.py:study --workdir=DIR/<name>` with
+its seed, loss weights and the study's shared teacher set by `--config.*` overrides, so a
 run can be repeated by hand with the command the study prints. A run is finished when
 its workdir holds results.json (main.py writes it last); an unfinished one resumes from
 its checkpoints, so the study can be stopped at any point and continued later.
@@ -15,6 +15,7 @@ heatmaps' MSE, L3 also attention transfer between encoder outputs, every term we
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -58,10 +59,17 @@ class Run:
 
 
 PLAN = (
-  tuple(Run(config, 'L1', seed) for config in ARTICLE_STUDENTS for seed in SEEDS)
+  # seed-major, so the first sitting already has every article student once
+  tuple(Run(config, 'L1', seed) for seed in SEEDS for config in ARTICLE_STUDENTS)
   + tuple(Run(config, 'L1', 0) for config in EXTRA_STUDENTS)
   + tuple(Run('edgeseg', loss, seed) for loss in ('L2', 'L3') for seed in SEEDS)
 )
+
+
+def default_teacher(run: Run, variant: str) -> str:
+  """The teacher folder the run's config names under `variant`."""
+  config = importlib.import_module(f'configs.{run.config}').get_config(variant or None)
+  return config.teacher.checkpoint
 
 
 def select(names: Sequence[str]) -> tuple[Run, ...]:
