@@ -59,3 +59,5 @@ def test_study_resumes_a_stopped_run_skips_finished_ones_and_writes_the_summary(
   assert '| edgesegnet | 2 | 6 |' in tables and '0.0077' in tables  # beside the article's
   assert '| L1 | 2 |' in tables and ' +- ' in tables  # two seeds: a mean and a spread
   assert (tmp_path / 'out' / 'pareto.png').stat().st_size > 10_000
+  assert (tmp_path / 'out' / 'curves.png').is_file()
+  assert '| edgeseg_L1_seed1 | ' in tables and '| step 3 | step 6 |' in tables

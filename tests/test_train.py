@@ -60,7 +60,7 @@ def _assert_same_params(a, b, step):
 def test_trained_teacher_loads_like_a_converted_fomm_checkpoint(shared):
   model, meta = checkpoints.restore_model(shared / 'teacher')
   assert meta['model'] == 'fomm_teacher' and meta['experiment']['task'] == 'supervised'
-  assert meta['step'] == 6 and model.scale_factor == 1.0
+  assert meta['step'] in (3, 6) and model.scale_factor == 1.0  # the best by val loss
   config = smoke_config('edgeseg', shared)
   assert teacher.teacher_to_train(config) is None  # finished: no second training
   loaded, _ = teacher.load_teacher(config)

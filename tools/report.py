@@ -8,7 +8,8 @@ tables (mean +- std over seeds; train.report defines each column) are
 printed and written to STUDY/tables.md, with the pairwise comparisons the
 article's claims need, and the Pareto picture STUDY/pareto.png (val
 distance against the JAX latency of the benchmark's results.json, and
-against parameters).
+against parameters), with the learning curves of every run (STUDY/curves.png
+and a table with each run's improvement over its last quarter).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def _study(folder: str) -> None:
   lines = ['## Table 4 (loss L1)', '', report.table4(teacher, students), '']
   lines += ['## Losses', '', report.loss_table(students), '', "## The article's comparisons", '']
   lines += [f'- {report.compare(students, a, b)}' for a, b in _CLAIMS]
+  found = report.curves(folder, students)
+  lines += ['', '## Learning curves (val distance; the schedule check: under 2%)', '']
+  lines += [report.convergence_table(found)]
   text = '\n'.join(lines) + '\n'
   print(text)
   with open(os.path.join(folder, 'tables.md'), 'w') as f:
@@ -58,7 +62,8 @@ def _study(folder: str) -> None:
     note = f'Latency from {_BENCHMARK.value}.'
   picture = os.path.join(folder, 'pareto.png')
   report.pareto(students, latency, picture, note)
-  print(f'wrote {folder}/tables.md and {picture}')
+  report.curves_picture(found, os.path.join(folder, 'curves.png'))
+  print(f'wrote {folder}/tables.md, {picture} and curves.png')
 
 
 def main(argv: list[str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -143,6 +144,65 @@ def pareto(students: list[dict], latency_ms: dict[str, float], path: str, note: 
     axis.set_ylabel('val distance to the teacher (mean +- std over seeds)')
     axis.grid(alpha=0.3)
   figure.suptitle(f'Students distilled with L1 (seeds in brackets). {note}', fontsize=9)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def curves(folder: str, students: list[dict]) -> dict[str, list[tuple[int, float]]]:
+  """Per run, (step, val distance) of every validation, from OUT/runs/<run>/metrics.jsonl."""
+  found = {}
+  for record in students:
+    path = os.path.join(folder, 'runs', record['run'], 'metrics.jsonl')
+    if os.path.isfile(path):
+      with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+      found[record['run']] = [
+        (r['step'], r['distance']) for r in rows if r['split'] == 'validation'
+      ]
+  return found
+
+
+def last_quarter(curve: list[tuple[int, float]]) -> float | None:
+  """Relative val-distance improvement over the last quarter of the run (the schedule check)."""
+  if not curve:
+    return None
+  last_step, last = curve[-1]
+  earlier = [d for s, d in curve if s <= 0.75 * last_step]
+  return (earlier[-1] - last) / earlier[-1] if earlier else None
+
+
+def convergence_table(found: dict[str, list[tuple[int, float]]]) -> str:
+  """Markdown: each run's val distance at every validation and its last-quarter improvement."""
+  steps = sorted({s for curve in found.values() for s, _ in curve})
+  lines = [
+    '| run | ' + ' | '.join(f'step {s}' for s in steps) + ' | last-quarter improvement |',
+    '|---|' + '---:|' * (len(steps) + 1),
+  ]
+  for run, curve in found.items():
+    by_step = dict(curve)
+    cells = ' | '.join(f'{by_step[s]:.4f}' if s in by_step else '-' for s in steps)
+    gain = last_quarter(curve)
+    lines.append(f'| {run} | {cells} | {"-" if gain is None else f"{100 * gain:.1f}%"} |')
+  return '\n'.join(lines)
+
+
+def curves_picture(found: dict[str, list[tuple[int, float]]], path: str) -> None:
+  """Val distance against step for every run (the learning curves behind the schedule)."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, axis = plt.subplots(figsize=(7, 4.2))
+  for run, curve in found.items():
+    steps, distances = zip(*curve, strict=True)
+    axis.plot(steps, distances, marker='o', label=run)
+  axis.set_xlabel('step (batch 16)')
+  axis.set_ylabel('val distance to the teacher')
+  axis.set_yscale('log')
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=7)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)
