@@ -121,12 +121,16 @@ class Experiment:
     )
     return [self.put({'image': next(iterator)['image']})['image'] for _ in range(count)]
 
+  @functools.cached_property
+  def _precise_bn(self) -> precise_bn.PreciseBN:
+    return precise_bn.PreciseBN(self.student, *self._split_student[1:], self.student.rest)
+
   def with_precise_bn(self, state: TrainState) -> TrainState:
     """`state` with BatchNorm statistics re-estimated on `precise_bn_batches` (if any)."""
     if not self.precise_bn_batches:
       return state
-    batch_stats = precise_bn.recompute(
-      self.student, state.params, state.batch_stats, self.rest, self.precise_bn_batches
+    batch_stats = self._precise_bn(
+      state.params, state.batch_stats, self.rest, self.precise_bn_batches
     )
     return state.replace(batch_stats=jax.device_put(batch_stats, self.replicated))
 

@@ -59,32 +59,42 @@ def _to_statistics(mean, square):
   return mean, jnp.maximum(var, DEAD_FRACTION * jnp.median(var))  # dead channels floored
 
 
-def recompute(
-  student: Student, params, batch_stats, rest, batches: Iterable[jax.Array]
-) -> nnx.State:
-  """BatchStats with each BatchNorm's mean and variance over all images of `batches`.
+class PreciseBN:
+  """Re-estimates a student's BatchNorm statistics; compiled once, called at every evaluation.
 
   Args:
     student: the split student (its train graph is used, with momentum 0).
-    params, batch_stats, rest: the student's state (batch_stats gives the tree's shape).
-    batches: image batches of one size (the same batches give the same statistics).
+    params, batch_stats, rest: any state of it (they give the graph its shapes).
   """
-  graph = _statistics_graph(student, params, batch_stats, rest)
 
-  @jax.jit
-  def moments(params, batch_stats, rest, images):
-    model = nnx.merge(graph, params, batch_stats, rest)
-    model(images)
-    return _map_norms(_to_moments, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+  def __init__(self, student: Student, params, batch_stats, rest):
+    graph = _statistics_graph(student, params, batch_stats, rest)
 
-  total, count = None, 0
-  for images in batches:
-    batch = moments(params, batch_stats, rest, images)
-    total = batch if total is None else jax.tree.map(jnp.add, total, batch)
-    count += 1
-  if total is None:
-    raise ValueError('precise BN needs at least one batch of images')
-  mean_total = jax.tree.map(lambda x: x / count, total)
-  new = jax.tree.map(lambda x: x, batch_stats)
-  nnx.replace_by_pure_dict(new, _map_norms(_to_statistics, mean_total))
-  return new
+    def moments(params, batch_stats, rest, images):
+      model = nnx.merge(graph, params, batch_stats, rest)
+      model(images)
+      return _map_norms(_to_moments, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+
+    self._moments = jax.jit(moments)
+
+  def __call__(self, params, batch_stats, rest, batches: Iterable[jax.Array]) -> nnx.State:
+    """BatchStats with each BatchNorm's mean and variance over all images of `batches`
+    (batches of one size; the same batches give the same statistics)."""
+    total, count = None, 0
+    for images in batches:
+      batch = self._moments(params, batch_stats, rest, images)
+      total = batch if total is None else jax.tree.map(jnp.add, total, batch)
+      count += 1
+    if total is None:
+      raise ValueError('precise BN needs at least one batch of images')
+    mean_total = jax.tree.map(lambda x: x / count, total)
+    new = jax.tree.map(lambda x: x, batch_stats)
+    nnx.replace_by_pure_dict(new, _map_norms(_to_statistics, mean_total))
+    return new
+
+
+def recompute(
+  student: Student, params, batch_stats, rest, batches: Iterable[jax.Array]
+) -> nnx.State:
+  """One-off `PreciseBN(student, ...)(params, batch_stats, rest, batches)`."""
+  return PreciseBN(student, params, batch_stats, rest)(params, batch_stats, rest, batches)
