@@ -158,7 +158,7 @@ def report(found: dict, top: int) -> str:
       f'{np.median(values):.3g}, max {values.max():.3g}; '
       f'{int((values > BLOWN_UP).sum())} images above {BLOWN_UP:g}'
     )
-  lines.append('  perturbed validation images (running statistics):')
+  lines.append('  perturbed validation images (eval mode):')
   for name, values in found['perturbed'].items():
     what = PERTURBATIONS[name][0] if name in PERTURBATIONS else 'as stored'
     lines.append(
