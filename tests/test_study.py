@@ -61,3 +61,16 @@ def test_study_resumes_a_stopped_run_skips_finished_ones_and_writes_the_summary(
   assert (tmp_path / 'out' / 'pareto.png').stat().st_size > 10_000
   assert (tmp_path / 'out' / 'curves.png').is_file()
   assert '| edgeseg_L1_seed1 | ' in tables and '| step 3 | step 6 |' in tables
+
+
+@pytest.mark.parametrize(
+  ('flag', 'message'),
+  [
+    ('--runs=edgeseg_L9_seed0', 'error: unknown study run(s) edgeseg_L9_seed0; valid: '),
+    ('--variant=fast', "error: unknown config argument 'fast'; valid: smoke, paper, study."),
+  ],
+)
+def test_bad_study_arguments_are_one_line(flag, message):
+  from commands import last_error_line
+
+  assert last_error_line(run('-m', 'tools.study', flag)).startswith(message)

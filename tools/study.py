@@ -53,9 +53,9 @@ def main(argv: list[str]) -> None:
 
   try:
     runs = study.select(_RUNS.value)
-  except ValueError as error:
+    teacher = _TEACHER.value or study.default_teacher(runs[0], _VARIANT.value)
+  except ValueError as error:  # an unknown run name or config variant
     sys.exit(f'error: {error}')
-  teacher = _TEACHER.value or study.default_teacher(runs[0], _VARIANT.value)
   directory, teacher, out = map(os.path.abspath, (_DIR.value, teacher, _OUT.value))
   workdirs = {run.name: os.path.join(directory, run.name) for run in runs}
   if _STATUS.value:
