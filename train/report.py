@@ -58,14 +58,14 @@ def _cell(values: list[float]) -> str:
 def table4(teacher: dict | None, students: list[dict]) -> str:
   """Markdown: the L1 runs of every student beside the article's Table 4."""
   lines = [
-    '| model | seeds | steps | params | train loss | val loss | val distance | to truth '
-    '| article train | article val | article distance |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| model | seeds | steps | params | train images/s | train loss | val loss | val distance '
+    '| to truth | article train | article val | article distance |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   if teacher:
     lines.append(
       f'| {teacher["model"]} (teacher) | - | {teacher["steps"]} | {teacher["params"]:,} | - | - '
-      f'| - | {teacher["truth_distance"]:.4f} | - | - | - |'
+      f'| - | - | {teacher["truth_distance"]:.4f} | - | - | - |'
     )
   for (model, loss), runs in group(students).items():
     if loss != 'L1':
@@ -77,9 +77,10 @@ def table4(teacher: dict | None, students: list[dict]) -> str:
       else '- | - | -'
     )
     cells = ' | '.join(_cell([r[c] for r in runs]) for c in _COLUMNS)
+    rate = np.median([r['images_per_s'] or math.nan for r in runs])
     lines.append(
-      f'| {model} | {len(runs)} | {runs[0]["steps"]} | {runs[0]["params"]:,} | {cells} '
-      f'| {article} |'
+      f'| {model} | {len(runs)} | {runs[0]["steps"]} | {runs[0]["params"]:,} | {rate:.0f} '
+      f'| {cells} | {article} |'
     )
   return '\n'.join(lines)
 
@@ -141,9 +142,11 @@ def pareto(students: list[dict], latency_ms: dict[str, float], path: str, note: 
   axes[1].set_xlabel('parameters')
   axes[1].set_xscale('log')
   for axis in axes:
-    axis.set_ylabel('val distance to the teacher (mean +- std over seeds)')
+    axis.set_ylabel('val distance to the teacher')
     axis.grid(alpha=0.3)
-  figure.suptitle(f'Students distilled with L1 (seeds in brackets). {note}', fontsize=9)
+  figure.suptitle(
+    f'Students distilled with L1: mean +- std over seeds (count in brackets). {note}', fontsize=9
+  )
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)
