@@ -74,3 +74,21 @@ def test_bad_study_arguments_are_one_line(flag, message):
   from commands import last_error_line
 
   assert last_error_line(run('-m', 'tools.study', flag)).startswith(message)
+
+
+def test_comparisons_follow_welchs_t_test():
+  import scipy.stats
+
+  from train import report
+
+  def runs(model, values):
+    return [{'model': model, 'loss': 'L1', 'val_distance': v} for v in values]
+
+  a, b, c = [0.040, 0.042, 0.041], [0.046, 0.047, 0.045], [0.044, 0.038, 0.043]
+  students = runs('edgesegnet', a) + runs('squeeze_unet', b) + runs('l3unet', c)
+  for other, values in (('squeeze_unet', b), ('l3unet', c)):
+    line = report.compare(students, 'edgesegnet', other)
+    p_value = scipy.stats.ttest_ind(a, values, equal_var=False).pvalue
+    assert ('decided' if p_value < 0.05 else 'within the spread') in line, (line, p_value)
+  assert 'within the spread' in report.compare(students, 'edgesegnet', 'l3unet')
+  assert 'decided' in report.compare(students, 'edgesegnet', 'squeeze_unet')

@@ -41,20 +41,24 @@ STUDENTS = (
 def edgeseg_12(shared, tmp_path_factory):
   """A straight 12-step EdgeSegNet run: what interrupted runs must reproduce."""
   workdir = tmp_path_factory.mktemp('edgeseg12')
-  config = smoke_config('edgeseg', shared, num_steps=12, eval_every=6, checkpoint_every=3)
+  config = smoke_config(
+    'edgeseg', shared, num_steps=12, eval_every=6, checkpoint_every=3, precise_bn_images=8
+  )
   loop.train_and_evaluate(config, str(workdir))
   return workdir
 
 
-def _params(workdir, step):
-  """The saved student parameters of `step`, as a flat list of arrays."""
+def _params(workdir, step, item='params'):
+  """The saved student parameters (or batch_stats) of `step`, as a flat list of arrays."""
   path = os.path.join(workdir, 'checkpoints', str(step), 'state')
-  return jax.tree.leaves(ocp.PyTreeCheckpointer().restore(path)['params'])
+  return jax.tree.leaves(ocp.PyTreeCheckpointer().restore(path)[item])
 
 
 def _assert_same_params(a, b, step):
-  for x, y in zip(_params(a, step), _params(b, step), strict=True):
-    np.testing.assert_array_equal(x, y)
+  """Same parameters and same (precise BN) statistics."""
+  for item in ('params', 'batch_stats'):
+    for x, y in zip(_params(a, step, item), _params(b, step, item), strict=True):
+      np.testing.assert_array_equal(x, y)
 
 
 def test_trained_teacher_loads_like_a_converted_fomm_checkpoint(shared):
@@ -96,10 +100,9 @@ def test_student_smoke_run(shared, tmp_path, request, name):
 
 
 def test_resume_gives_the_same_parameters_as_a_straight_run(shared, edgeseg_12, tmp_path):
-  config = smoke_config('edgeseg', shared, num_steps=6, eval_every=6, checkpoint_every=3)
-  loop.train_and_evaluate(config, str(tmp_path))
-  config = smoke_config('edgeseg', shared, num_steps=12, eval_every=6, checkpoint_every=3)
-  loop.train_and_evaluate(config, str(tmp_path))
+  overrides = {'eval_every': 6, 'checkpoint_every': 3, 'precise_bn_images': 8}
+  loop.train_and_evaluate(smoke_config('edgeseg', shared, num_steps=6, **overrides), str(tmp_path))
+  loop.train_and_evaluate(smoke_config('edgeseg', shared, num_steps=12, **overrides), str(tmp_path))
   _assert_same_params(edgeseg_12, tmp_path, 12)
 
 
@@ -131,6 +134,7 @@ def _overrides(shared, workdir, steps=12):
     f'--config.num_steps={steps}',
     '--config.eval_every=6',
     '--config.checkpoint_every=3',
+    '--config.precise_bn_images=8',
   ]
 
 

@@ -53,12 +53,14 @@ def main(argv: list[str]) -> None:
 
   try:
     runs = study.select(_RUNS.value)
-    teacher = _TEACHER.value or study.default_teacher(runs[0], _VARIANT.value)
+    # a config's teacher folder is relative to the project root, where main.py runs
+    teacher = _TEACHER.value or os.path.join(_ROOT, study.default_teacher(runs[0], _VARIANT.value))
   except ValueError as error:  # an unknown run name or config variant
     sys.exit(f'error: {error}')
   directory, teacher, out = map(os.path.abspath, (_DIR.value, teacher, _OUT.value))
   workdirs = {run.name: os.path.join(directory, run.name) for run in runs}
   if _STATUS.value:
+    print(f'{"teacher (" + os.path.relpath(teacher) + ")":32s} {study.status(teacher)}')
     for run in runs:
       print(f'{run.name:32s} {study.status(workdirs[run.name])}')
     return
@@ -77,7 +79,11 @@ def main(argv: list[str]) -> None:
     )
     print(f'\n[{done + 1}/{len(todo)}] {run.name} ({study.status(workdir)}{eta})', flush=True)
     print(f'  python {" ".join(args)}', flush=True)
-    result = subprocess.run([sys.executable, *args], cwd=_ROOT, check=False)
+    try:
+      result = subprocess.run([sys.executable, *args], cwd=_ROOT, check=False)
+    except KeyboardInterrupt:
+      study.write_summary(runs, directory, teacher, out)
+      sys.exit(f'\nstopped during {run.name}; its checkpoints are kept: rerun to resume.')
     path = study.write_summary(runs, directory, teacher, out)
     if result.returncode != 0:
       sys.exit(

@@ -7,9 +7,12 @@ mode) over the last evaluation window; "val loss" and "val distance" are to
 the teacher on the validation split, BatchNorm in eval mode; "to truth" is
 the student's keypoint distance to the true landmarks.
 
-A difference between two students is called decided when it exceeds twice
-its standard error (sqrt(s1^2/n1 + s2^2/n2), about a 95% normal interval);
-with 3 seeds this is a rough screen, said as such in docs/results.md.
+A difference between two students is called decided when Welch's t-test
+rejects equal means at the 5% level (two-sided; standard error
+sqrt(s1^2/n1 + s2^2/n2), Welch-Satterthwaite degrees of freedom, about 4 for
+3 seeds a side, so the gap must exceed about 2.8 standard errors). With 3
+seeds this only detects large gaps; "within the spread" means undecided,
+not equal.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 import models
 
@@ -107,9 +111,15 @@ def compare(students: list[dict], first: str, second: str, column: str = 'val_di
   m2, s2, n2 = stats([r[column] for r in runs[second, 'L1']])
   if n1 < 2 or n2 < 2:
     return f'{first} vs {second}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
-  error = math.sqrt(s1**2 / n1 + s2**2 / n2)
-  verdict = 'decided' if abs(m1 - m2) > 2 * error else 'within the spread'
-  return f'{first} vs {second}: {m1 - m2:+.4f} +- {error:.4f} ({column}; {verdict})'
+  v1, v2 = s1**2 / n1, s2**2 / n2
+  error = math.sqrt(v1 + v2)
+  dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1)) if error > 0 else math.inf
+  critical = float(scipy.stats.t.ppf(0.975, dof))
+  verdict = 'decided' if abs(m1 - m2) > critical * error else 'within the spread'
+  return (
+    f'{first} vs {second}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch t critical '
+    f'{critical:.2f} ({column}; {verdict})'
+  )
 
 
 def latencies(benchmark: dict[str, Any], threads: int = 1) -> dict[str, float]:
