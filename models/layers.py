@@ -384,3 +384,12 @@ class BatchNorm(nnx.BatchNorm):
 
   def __call__(self, x: jax.Array, **kwargs) -> jax.Array:
     return _record(self, x, super().__call__(x, **kwargs))
+
+
+def batch_norms(model: nnx.Module) -> list[tuple[str, BatchNorm]]:
+  """Every BatchNorm of `model`, with its path ('decoder/1/fire/squeeze/norm')."""
+  return [
+    ('/'.join(map(str, path)), module)
+    for path, module in nnx.iter_graph(model)
+    if isinstance(module, BatchNorm)
+  ]

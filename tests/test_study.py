@@ -92,3 +92,13 @@ def test_comparisons_follow_welchs_t_test():
     assert ('decided' if p_value < 0.05 else 'within the spread') in line, (line, p_value)
   assert 'within the spread' in report.compare(students, 'edgesegnet', 'l3unet')
   assert 'decided' in report.compare(students, 'edgesegnet', 'squeeze_unet')
+
+
+def test_report_on_a_damaged_summary_is_one_line(tmp_path):
+  from commands import last_error_line
+
+  (tmp_path / 'summary.json').write_text('not json')
+  line = last_error_line(run('-m', 'tools.report', f'--study={tmp_path}'))
+  assert line.startswith(f'error: {tmp_path}/summary.json is not a study summary')
+  line = last_error_line(run('-m', 'tools.report', f'--study={tmp_path / "missing"}'))
+  assert line.startswith('error: no summary.json in')

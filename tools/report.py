@@ -42,7 +42,10 @@ def _study(folder: str) -> None:
   path = os.path.join(folder, 'summary.json')
   if not os.path.isfile(path):
     sys.exit(f'error: no summary.json in {folder}; run `python -m tools.study` first.')
-  teacher, students = report.load(path)
+  try:
+    teacher, students = report.load(path)
+  except (ValueError, KeyError, TypeError) as error:  # not JSON, or not a study summary
+    sys.exit(f'error: {path} is not a study summary ({error}); rerun `python -m tools.study`.')
   if not students:
     sys.exit(f'error: {path} holds no finished student run yet.')
   lines = ['## Table 4 (loss L1)', '', report.table4(teacher, students), '']

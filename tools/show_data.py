@@ -50,6 +50,10 @@ def main(argv: list[str]) -> None:
   except ValueError as error:
     sys.exit(f'error: {error}')
   if _STATS.value:
+    if 'jacobian' not in batch:
+      sys.exit(
+        f'error: --jacobian_stats needs jacobians; {_DATASET.value} has none (use synthetic_faces).'
+      )
     print(show.jacobian_table(batch['jacobian']))
     return
   if _PLAIN.value:

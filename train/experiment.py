@@ -110,6 +110,8 @@ class Experiment:
   def precise_bn_batches(self) -> list[jax.Array]:
     """The fixed augmented training images of precise BN (train.precise_bn), on the devices."""
     count = -(-self.config.get('precise_bn_images', 0) // self.config.batch_size)
+    if not count:
+      return []
     iterator = pipeline.make_iterator(
       self.config.data,
       'train',
@@ -125,14 +127,16 @@ class Experiment:
   def _precise_bn(self) -> precise_bn.PreciseBN:
     return precise_bn.PreciseBN(self.student, *self._split_student[1:], self.student.rest)
 
-  def with_precise_bn(self, state: TrainState) -> TrainState:
-    """`state` with BatchNorm statistics re-estimated on `precise_bn_batches` (if any)."""
+  def precise_statistics(self, params: nnx.State, batch_stats: nnx.State) -> nnx.State:
+    """BatchNorm statistics re-estimated on `precise_bn_batches` (unchanged if there are none)."""
     if not self.precise_bn_batches:
-      return state
-    batch_stats = self._precise_bn(
-      state.params, state.batch_stats, self.rest, self.precise_bn_batches
-    )
-    return state.replace(batch_stats=jax.device_put(batch_stats, self.replicated))
+      return batch_stats
+    found = self._precise_bn(params, batch_stats, self.rest, self.precise_bn_batches)
+    return jax.device_put(found, self.replicated)
+
+  def with_precise_bn(self, state: TrainState) -> TrainState:
+    """`state` with precise BatchNorm statistics (the loop calls it before each evaluation)."""
+    return state.replace(batch_stats=self.precise_statistics(state.params, state.batch_stats))
 
   # ---------------------------------------------------------------- models
 

@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from models import layers
-from train import checkpoints, precise_bn
+from train import checkpoints
 from train.experiment import Experiment
 
 # A jacobian entry above this is far outside what the data holds (|J| ~ 1).
@@ -88,26 +88,12 @@ def perturbed(model: nnx.Module, images: list[np.ndarray], seed: int = 0) -> dic
   return found
 
 
-def batch_norms(model: nnx.Module) -> list[tuple[str, layers.BatchNorm]]:
-  return [
-    ('/'.join(map(str, path)), module)
-    for path, module in nnx.iter_graph(model)
-    if isinstance(module, layers.BatchNorm)
-  ]
-
-
 def _precise(model: nnx.Module, experiment: Experiment) -> None:
   """Replaces the model's BatchNorm statistics by precise BN's (train.precise_bn)."""
   if not experiment.config.get('precise_bn_images'):  # a run from before precise BN
     experiment.config.precise_bn_images = PRECISE_BN_IMAGES
   _, params, batch_stats, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
-  nnx.update(
-    model,
-    precise_bn.recompute(
-      experiment.student, params, batch_stats, experiment.student.rest,
-      experiment.precise_bn_batches,
-    ),
-  )  # fmt: skip
+  nnx.update(model, experiment.precise_statistics(params, batch_stats))
 
 
 def inspect(workdir: str, step: int | None = None, *, precise: bool = False) -> dict:
@@ -129,16 +115,18 @@ def inspect(workdir: str, step: int | None = None, *, precise: bool = False) -> 
   images = [batch['image'] for batch in experiment.batches('validation')]
   under = perturbed(model, images)
   running = under['none']['largest']
-  for _, norm in batch_norms(model):  # batch statistics; dropout stays off
+  for _, norm in layers.batch_norms(model):  # batch statistics; dropout stays off
     norm.use_running_average = False
   batch = _largest_entries(model, images)
-  for _, norm in batch_norms(model):
+  for _, norm in layers.batch_norms(model):
     norm.use_running_average = True
   variances = sorted(
     (float(np.asarray(norm.var[...]).min()), path, int(np.asarray(norm.var[...]).argmin()))
-    for path, norm in batch_norms(model)
+    for path, norm in layers.batch_norms(model)
   )
-  every = np.concatenate([np.asarray(norm.var[...]).ravel() for _, norm in batch_norms(model)])
+  every = np.concatenate(
+    [np.asarray(norm.var[...]).ravel() for _, norm in layers.batch_norms(model)]
+  )
   return {
     'step': meta.get('step'),
     'perturbed': under,

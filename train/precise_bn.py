@@ -39,33 +39,16 @@ DEAD_FRACTION = 1e-2
 def _statistics_graph(student: Student, params, batch_stats, rest) -> nnx.GraphDef:
   """The train-mode graph with momentum 0: a forward pass leaves each batch's own statistics."""
   model = nnx.merge(student.train_graph, params, batch_stats, rest)
-  for _, module in nnx.iter_graph(model):
-    if isinstance(module, layers.BatchNorm):
-      module.momentum = 0.0
+  for _, norm in layers.batch_norms(model):
+    norm.momentum = 0.0
   return nnx.split(model, nnx.Param, nnx.BatchStat, ...)[0]
 
 
-def _norm_dicts(tree: dict, path: tuple = ()) -> list[tuple]:
-  """Paths of every BatchNorm ({'mean', 'var'}) in a pure dict."""
+def _map_norms(fn, tree: dict) -> dict:
+  """fn(mean, var) -> (mean, var) applied to every BatchNorm ({'mean', 'var'}) of a pure dict."""
   if set(tree) == {'mean', 'var'}:
-    return [path]
-  return [p for key, value in tree.items() for p in _norm_dicts(value, (*path, key))]
-
-
-def _get(tree: dict, path: tuple) -> dict:
-  for key in path:
-    tree = tree[key]
-  return tree
-
-
-def _nest(flat: dict[tuple, dict]) -> dict:
-  tree: dict = {}
-  for path, value in flat.items():
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = value
-  return tree
+    return dict(zip(('mean', 'var'), fn(tree['mean'], tree['var']), strict=True))
+  return {key: _map_norms(fn, value) for key, value in tree.items()}
 
 
 def _floored(var: jax.Array) -> jax.Array:
@@ -100,22 +83,12 @@ class PreciseBN:
     if not per_batch:
       raise ValueError('precise BN needs at least one batch of images')
 
-    def combine(*stats):
+    def combine(means, variances):  # each stacked over the batches
       # The law of total variance for equal batches: the mean within-batch variance
       # plus the variance of the batch means (two-pass, no E[x^2] - E[x]^2 cancellation).
-      means = jnp.stack([s['mean'] for s in stats])
-      variances = jnp.stack([s['var'] for s in stats])
-      return {'mean': means.mean(0), 'var': _floored(variances.mean(0) + means.var(0))}
+      return means.mean(0), _floored(variances.mean(0) + means.var(0))
 
-    norms = _norm_dicts(per_batch[0])
-    combined = {path: combine(*[_get(tree, path) for tree in per_batch]) for path in norms}
+    stacked = jax.tree.map(lambda *batch: jnp.stack(batch), *per_batch)
     new = jax.tree.map(lambda x: x, batch_stats)
-    nnx.replace_by_pure_dict(new, _nest(combined))
+    nnx.replace_by_pure_dict(new, _map_norms(combine, stacked))
     return new
-
-
-def recompute(
-  student: Student, params, batch_stats, rest, batches: Iterable[jax.Array]
-) -> nnx.State:
-  """One-off `PreciseBN(student, ...)(params, batch_stats, rest, batches)`."""
-  return PreciseBN(student, params, batch_stats, rest)(params, batch_stats, rest, batches)

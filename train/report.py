@@ -27,6 +27,7 @@ import numpy as np
 import scipy.stats
 
 import models
+from train.loop import MetricsLog
 
 _COLUMNS = ('train_loss', 'val_loss', 'val_distance', 'truth_distance')
 
@@ -166,10 +167,8 @@ def curves(folder: str, students: list[dict]) -> dict[str, list[tuple[int, float
   """Per run, (step, val distance) of every validation, from OUT/runs/<run>/metrics.jsonl."""
   found = {}
   for record in students:
-    path = os.path.join(folder, 'runs', record['run'], 'metrics.jsonl')
-    if os.path.isfile(path):
-      with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = MetricsLog(os.path.join(folder, 'runs', record['run'])).read()
+    if rows:
       found[record['run']] = [
         (r['step'], r['distance']) for r in rows if r['split'] == 'validation'
       ]

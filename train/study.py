@@ -113,7 +113,7 @@ def summary(runs: Sequence[Run], directory: str, teacher: str) -> list[dict[str,
       {
         'role': 'teacher',
         'model': found['model'],
-        'workdir': teacher,
+        'workdir': os.path.relpath(teacher),
         'steps': found['steps'],
         'params': found['params'],
         'mult_adds_m': found['mult_adds_m'],
