@@ -3,7 +3,8 @@
 Command:
   python main.py --config=configs/teacher.py
 Variants: `:smoke` (tests), `:study` (the study's teacher, trained once and shared by
-all its students; `python -m tools.study` trains it first), `:paper`.
+all its students; `python -m tools.study` trains it first: TEACHER_STUDY_STEPS steps,
+longer than its students' so that it ends better than they do), `:paper`.
 
 FOMM's KPDetector at block_expansion 16 and max_features 512: 3,581,656 parameters
 and 406 M mult-adds at 64x64, more than every student (Squeeze U-Net, the largest,
@@ -16,6 +17,8 @@ a converted FOMM checkpoint. Measured results: docs/results.md.
 """
 
 from configs import base
+
+TEACHER_STUDY_STEPS = 4000
 
 
 def get_config(arg: str | None = None):
@@ -32,4 +35,10 @@ def get_config(arg: str | None = None):
   if arg == 'smoke':
     config.model.update({'block_expansion': 4, 'max_features': 16, 'num_blocks': 3})
     config.optim.milestones = ()
+  elif arg == 'study':
+    steps = TEACHER_STUDY_STEPS
+    config.optim.milestones = (int(0.6 * steps), int(0.9 * steps))
+    config.num_steps = steps
+    config.eval_every = steps // 8
+    config.checkpoint_every = steps // 8
   return config
