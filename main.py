@@ -40,7 +40,15 @@ _MODE = flags.DEFINE_enum(
   ['train', 'eval'],
   'train (resumes from the workdir) or eval (restores the best checkpoint).',
 )
-_MULTIHOST = flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.')
+_MULTIHOST = flags.DEFINE_bool(
+  'multihost',
+  False,
+  'One process of a multi-process run: call jax.distributed.initialize() first (on '
+  'clusters it finds its peers itself; else give the three flags below).',
+)
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'processes in the run')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, "this process's index")
 
 
 def _default_workdir() -> str:
@@ -77,7 +85,13 @@ def main(argv):
   from train import config_checks
 
   if _MULTIHOST.value:
-    jax.distributed.initialize()
+    # Collectives between CPU processes (GPUs and TPUs bring their own; this is unused there).
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(
+      coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value,
+      process_id=_PROCESS_ID.value,
+    )
   config = _CONFIG.value
   try:
     config_checks.validate(config)

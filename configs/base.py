@@ -42,8 +42,13 @@ def data_config() -> ml_collections.ConfigDict:
       'train_size': 20_000,
       'validation_size': 2_000,
       'test_size': 2_000,
-      # `frames` only: the folder in FOMM's layout, and its split and quality rules.
+      # `frames` only: the folder in FOMM's layout; at most this many evenly spaced
+      # frames per video are stored, encoded ('png' or 'jpeg'); each epoch samples
+      # every training video num_repeats times (FOMM's); its split and quality rules.
       'manual_dir': '',
+      'frames_per_video': 32,
+      'encoding': 'png',
+      'num_repeats': 1,
       'validation_fraction': 0.1,
       'max_bad_fraction': 0.01,
       # FOMM's vox augmentation: horizontal flip and colour jitter (train only).
@@ -69,6 +74,8 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
       # When that holds no finished teacher and the data is synthetic: main.py trains
       # this variant of configs/teacher.py there first ('' for its default).
       'train_variant': '',
+      # Use a teacher whose recorded data differs from this run's (train.teacher).
+      'allow_other_data': False,
     }
   )
   config.data = data_config()
@@ -93,6 +100,11 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
   # Sized so that the main job (dataset, teacher and student) fits 20 minutes on
   # the 2-core CPU machine (docs/results.md); the study runs the longer `study`.
   config.batch_size = 16
+  # > 0: the schedule is in epochs of the dataset's own size (train.epochs), and
+  # num_steps, optim.milestones, eval_every and checkpoint_every follow from these.
+  config.epochs = 0
+  config.milestone_epochs = ()
+  config.eval_every_epochs = 1.0
   config.num_steps = 800
   config.eval_every = 400
   config.eval_batch_size = 100
@@ -136,11 +148,8 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
     config.teacher.checkpoint = 'workdirs/teacher_study'
     config.teacher.train_variant = 'study'
   else:
-    epoch = config.data.train_size // 8
-    config.optim.update({'name': 'adamw', 'lr': 5e-4, 'milestones': (60 * epoch, 90 * epoch)})
+    config.optim.update({'name': 'adamw', 'lr': 5e-4})
     config.batch_size = 8
-    config.num_steps = 100 * epoch
-    config.eval_every = epoch
-    config.checkpoint_every = epoch
+    config.epochs, config.milestone_epochs, config.eval_every_epochs = 100, (60, 90), 1.0
     config.log_every = 100
   return config

@@ -2,9 +2,11 @@
 
 One function, `make_iterator`, serves training (seeded shuffle, endless,
 augmented, checkpointable) and evaluation (ordered, one pass, no
-augmentation). Frames stored larger than the model's input go through
-FOMM's anti-alias downsampling here, once, so teacher and student see the
-same image.
+augmentation). On `frames`, training samples videos as FOMM does: each
+epoch visits every video `num_repeats` times in a shuffled order and takes
+one random frame of it; frames are decoded here. Frames stored larger than
+the model's input go through FOMM's anti-alias downsampling here, once, so
+teacher and student see the same augmented image.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags
 
-from data import faces
-from data.frames import Frames, FramesConfig, list_videos
+from data import faces, frames
 from data.synthetic_faces import SPLITS, SyntheticFaces, SyntheticFacesConfig
 from models import ops
 
@@ -48,12 +49,19 @@ def make_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
         'data.name=frames needs --config.data.manual_dir=ROOT, a folder laid out as '
         'ROOT/{train,test}/<video_id>/<frame>.png|jpg.'
       )
-    builder_config = FramesConfig(
+    for part in ('train', 'test'):  # the layout first, with a clearer message than TFDS's
+      frames.list_videos(config.manual_dir, part)
+    builder_config = frames.FramesConfig(
       image_size=config.image_size,
+      frames_per_video=config.frames_per_video,
+      encoding=config.encoding,
       validation_fraction=config.validation_fraction,
       max_bad_fraction=config.max_bad_fraction,
+      digest=frames.folder_digest(config.manual_dir),
     )
-    return Frames(config=builder_config, data_dir=config.data_dir, file_format='array_record')
+    return frames.Frames(
+      config=builder_config, data_dir=config.data_dir, file_format='array_record'
+    )
   raise ValueError(f'unknown dataset {config.name!r}; valid datasets: {", ".join(DATASETS)}.')
 
 
@@ -61,11 +69,22 @@ def prepare(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Builds the dataset on first use (with progress bars) and returns its builder."""
   builder = make_builder(config)
   manual_dir = os.path.abspath(config.manual_dir) if config.manual_dir else None
-  if config.name == 'frames':  # check the layout before TFDS does, with a clearer message
-    for part in ('train', 'test'):
-      list_videos(manual_dir, part)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
+
+
+def videos(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray | None:
+  """Frames per video of `split`, in storage order (None for a dataset of single images)."""
+  found = builder.info.metadata.get('videos') if builder.info.metadata else None
+  return None if found is None else np.asarray(found[split], np.int64)
+
+
+def epoch_size(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> int:
+  """Training examples per epoch: videos x num_repeats (FOMM's), else the train split's size."""
+  counts = videos(builder, 'train')
+  return (
+    len(counts) * config.num_repeats if counts is not None else len(builder.as_data_source('train'))
+  )
 
 
 def check_request(
@@ -156,19 +175,35 @@ class _Finalize(grain.transforms.Map):
     image = batch['image']
     image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
     if self.matrix is not None:
-      image = np.einsum('oh,bhwc,pw->bopc', self.matrix, image, self.matrix)
+      # Rows then columns, each a BLAS matmul (one three-operand einsum loops naively).
+      image = np.einsum('oh,bhwc->bowc', self.matrix, image, optimize=True)
+      image = np.einsum('bowc,pw->bopc', image, self.matrix, optimize=True)
     out = dict(batch)
     out['image'] = np.ascontiguousarray(image, np.float32)
     return out
 
 
 class _Numeric(grain.transforms.Map):
-  """Keeps the array features (drops text such as video ids)."""
+  """Keeps the array features (drops text such as video ids), decoding encoded frames."""
 
   KEYS = ('image', 'kp', 'jacobian', 'visible', 'frame_index')
 
   def map(self, example):
-    return {k: np.asarray(v) for k, v in example.items() if k in self.KEYS}
+    out = {k: np.asarray(v) for k, v in example.items() if k in self.KEYS}
+    if isinstance(example['image'], bytes):
+      out['image'] = frames.decode(example['image'])
+    return out
+
+
+class _VideoFrame(grain.transforms.RandomMap):
+  """A video's index -> one of its frames, drawn uniformly (FOMM's sampling)."""
+
+  def __init__(self, source, counts: np.ndarray):
+    self.source, self.counts = source, counts
+    self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+  def random_map(self, video, rng: np.random.Generator):
+    return self.source[int(self.starts[video] + rng.integers(self.counts[video]))]
 
 
 def make_iterator(
@@ -180,6 +215,7 @@ def make_iterator(
   train: bool,
   seed: int = 0,
   builder: tfds.core.DatasetBuilder | None = None,
+  shard: tuple[int, int] = (0, 1),
 ):
   """A grain iterator of batches: `image` float32 (B, S, S, 3) in [0, 1] plus labels.
 
@@ -194,6 +230,10 @@ def make_iterator(
       last partial batch.
     seed: shuffle and augmentation seed.
     builder: an already prepared builder (default: prepare one from config).
+    shard: (process index, process count): training yields this process's rows of
+      each global batch of `batch_size`, by grain's slicing of the dataset of
+      per-process row blocks; only those rows are read and augmented. A global
+      batch is the same on one process or many (`train.experiment`).
 
   Returns:
     A grain DatasetIterator.
@@ -201,15 +241,29 @@ def make_iterator(
   check_request(config, split, batch_size, model_size)
   builder = builder or prepare(config)
   source = builder.as_data_source(split)
-  if batch_size > len(source):
+  counts = videos(builder, split)
+  # Training drops partial batches (video sampling is endless); evaluation keeps them.
+  if train and counts is None and batch_size > len(source):
     raise ValueError(
       f'batch size {batch_size} is larger than the {split} split ({len(source)} examples).'
     )
-  dataset = grain.MapDataset.source(source).map(_Numeric())
-  if train:
+  if train and counts is not None:  # each epoch: every video num_repeats times, shuffled
+    dataset = grain.MapDataset.range(len(counts)).repeat(config.num_repeats)
     dataset = dataset.shuffle(seed=seed).repeat(None)
+    dataset = dataset.random_map(_VideoFrame(source, counts), seed=seed + 2).map(_Numeric())
+  else:
+    dataset = grain.MapDataset.source(source).map(_Numeric())
+    if train:
+      dataset = dataset.shuffle(seed=seed).repeat(None)
+  if train:
     dataset = dataset.random_map(_Augment(config.flip, dict(config.jitter)), seed=seed + 1)
-  dataset = dataset.batch(batch_size, drop_remainder=train)
+  index, count = shard
+  if train and count > 1:
+    if batch_size % count:
+      raise ValueError(f'batch size {batch_size} must be divisible by the {count} processes.')
+    dataset = dataset.batch(batch_size // count, drop_remainder=True)[index::count]
+  else:
+    dataset = dataset.batch(batch_size, drop_remainder=train)
   dataset = dataset.map(_Finalize(config.image_size, model_size))
   iterable = dataset.to_iter_dataset()
   if train and config.workers > 0:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from configs import base
-from data import faces, pipeline
+from data import faces, frames, pipeline
 from data.frames import FramesError
 from models import ops
 
@@ -221,9 +221,10 @@ def test_frames_builder_splits_by_video_and_skips_corrupt_files(tmp_path, capsys
   assert not videos['train'] & videos['validation']
   assert videos['train'] | videos['validation'] == {f'id{i}'.encode() for i in range(8)}
   assert videos['test'] == {b'id_test'}
-  assert sum(len(s) for s in splits.values()) == 8 * 3 + 3  # the corrupt file was skipped
+  assert sum(len(s) for s in splits.values()) == 8 * 3 + 3  # the corrupt 4th file was skipped
   example = splits['test'][0]
-  assert example['image'].shape == (64, 64, 3) and example['frame_index'] in (0, 1, 2)
+  assert frames.decode(example['image']).shape == (64, 64, 3)  # cropped, resized, encoded
+  assert example['frame_index'] in (0, 1, 2)
   batch = next(
     pipeline.make_iterator(
       config, 'train', batch_size=2, model_size=64, train=True, builder=builder
@@ -240,7 +241,7 @@ def test_frames_fail_clearly_on_missing_empty_or_mostly_bad_folders(tmp_path):
   (empty / 'train' / 'id0').mkdir(parents=True)
   (empty / 'test').mkdir()
   config.manual_dir = str(empty)
-  with pytest.raises(FramesError, match='no video folders with images in'):
+  with pytest.raises(FramesError, match='no videos in .*empty/train; expected the layout'):
     pipeline.prepare(config)
   bad = tmp_path / 'bad'
   _write_frames(bad, 'train', ['a', 'b'], frames=2)

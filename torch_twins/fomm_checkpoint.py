@@ -15,6 +15,7 @@ with `weights_only=True`: a checkpoint never runs code.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -145,6 +146,14 @@ def infer_config(state: Mapping[str, np.ndarray], **known: Any) -> ml_collection
   return config
 
 
+def file_sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as file:
+    for block in iter(lambda: file.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
 def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.ConfigDict, int]:
   """Converts `checkpoint` into a saved Flax teacher at `out`.
 
@@ -176,6 +185,11 @@ def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.Con
     options=config,
     source=os.path.abspath(checkpoint),
     converted_by='tools.convert_fomm',
+    provenance={
+      'kind': 'converted_fomm',
+      'source': os.path.abspath(checkpoint),
+      'sha256': file_sha256(checkpoint),
+    },
   )
   params = sum(v.size for k, v in state.items() if not k.startswith('down.') and 'running' not in k)
   return config, params

@@ -208,7 +208,21 @@ class Reader(_Folder):
 
   def weights(self, step: int) -> dict[str, Any]:
     """{'params': ..., 'batch_stats': ...} of `step` as saved (NumPy)."""
-    state = self._restore(step, '/state', state=ocp.args.StandardRestore())['state']
+    # NumPy templates from the saved shapes: restored on the host, whichever process
+    # reads (the saved device may belong to another process of a multi-process run).
+    try:
+      saved = ocp.StandardCheckpointer().metadata(os.path.join(self.directory, str(step), 'state'))
+    except Exception as error:  # orbax raises many types for damaged folders
+      raise CheckpointError(
+        f'checkpoint {self.directory}/{step}/state cannot be read ({_describe(error)}); '
+        'delete that folder to fall back to an earlier step, or pick another step.'
+      ) from error
+    template = jax.tree.map(
+      lambda x: np.zeros(x.shape, x.dtype),
+      saved.item_metadata,
+      is_leaf=lambda x: hasattr(x, 'shape'),
+    )
+    state = self._restore(step, '/state', state=ocp.args.StandardRestore(template))['state']
     return {key: jax.tree.map(np.asarray, state[key]) for key in ('params', 'batch_stats')}
 
 

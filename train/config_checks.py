@@ -72,7 +72,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     'keep_checkpoints',
   ):
     _need(config[key] > 0, f'{key} must be positive, got {config[key]}.')
-  for milestone in config.optim.milestones:
+  _need(config.epochs >= 0, f'epochs must be >= 0 (0: a schedule in steps), got {config.epochs}.')
+  for milestone in config.milestone_epochs if config.epochs else ():
+    _need(
+      0 < milestone < config.epochs,
+      f'milestone_epochs {tuple(config.milestone_epochs)} must lie inside (0, epochs='
+      f'{config.epochs}).',
+    )
+  _need(
+    not config.epochs or config.eval_every_epochs > 0,
+    f'eval_every_epochs must be positive, got {config.eval_every_epochs}.',
+  )
+  for milestone in () if config.epochs else config.optim.milestones:
     _need(
       0 < milestone < config.num_steps,
       f'optim.milestones {tuple(config.optim.milestones)} must lie inside (0, num_steps='

@@ -18,6 +18,15 @@ def scalars(tree: dict) -> dict[str, float]:
   return {k: float(v) for k, v in jax.device_get(tree).items()}
 
 
+def _gather(tree: dict) -> dict[str, np.ndarray]:
+  """Arrays sharded over every process's devices, whole on the host."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils
+
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
 def evaluate(
   experiment: Experiment, params: nnx.State, batch_stats: nnx.State, *, split: str = 'validation'
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -31,7 +40,7 @@ def evaluate(
     for key, value in scalars(sums).items():
       totals[key] = totals.get(key, 0.0) + value
     if shown is None:
-      shown = {'image': batch['image'], **jax.device_get(outputs)}
+      shown = {'image': batch['image'], **_gather(outputs)}
       if 'kp' in batch:
         shown['gt_kp'] = batch['kp']
   count = totals.pop('count')

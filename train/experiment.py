@@ -8,7 +8,10 @@ Training (`train.loop`), `--mode=eval` (`train.evaluate`), the throughput
 tool and the outliers tool all build their runs this way.
 
 Data parallel over every device: a `data` mesh axis shards each batch;
-parameters, optimizer state and the teacher are replicated.
+parameters, optimizer state and the teacher are replicated. On several
+processes (`main.py --multihost`, JAX's multi-controller runtime), each
+process reads only its rows of every training batch (data.pipeline's
+`shard`); a global batch is the same on one process or many.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 import models
 from data import pipeline
 from models import compiler
-from train import checkpoints, config_checks, precise_bn, teacher
+from train import checkpoints, config_checks, epochs, precise_bn, teacher
 from train.step import Student, Teacher, TrainState, make_eval_step, make_optimizer, make_train_step
 
 # Precise BN reads its own train iterator, seeded apart from training's.
@@ -55,6 +58,8 @@ class Experiment:
   ):
     config_checks.validate(config)
     self.config = config
+    if config.get('epochs'):  # the schedule needs the dataset's size
+      self.config = epochs.in_steps(config, pipeline.epoch_size(config.data, self.dataset))
     self.workdir = os.path.abspath(workdir) if workdir is not None else None
     self.spec = models.spec(config.model.name)
     self.model_options = models.study_config(self.spec.name, config.model)
@@ -69,11 +74,31 @@ class Experiment:
 
   # ------------------------------------------------------------------ data
 
-  def put(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Shards a host batch over `data` (replicates one whose size the devices do not split)."""
+  def put(self, batch: dict[str, np.ndarray], *, whole: bool = True) -> dict[str, jax.Array]:
+    """Shards a batch over `data` (replicates one whose size the devices do not split).
+
+    `whole`: every process holds the whole batch (evaluation); else this process's rows
+    of it (training batches, read per process)."""
     size = next(iter(batch.values())).shape[0]
-    target = self.sharded if size % jax.device_count() == 0 else self.replicated
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(target, x), batch)
+    split = size * (1 if whole else jax.process_count()) % jax.device_count() == 0
+    target = self.sharded if split else self.replicated
+
+    def put(x):
+      return jax.make_array_from_process_local_data(target, x, x.shape if whole else None)
+
+    return jax.tree.map(put, batch)
+
+  def _train_iterator(self, seed: int):
+    return pipeline.make_iterator(
+      self.config.data,
+      'train',
+      batch_size=self.config.batch_size,
+      model_size=self.input_size,
+      train=True,
+      seed=seed,
+      builder=self.dataset,
+      shard=(jax.process_index(), jax.process_count()),
+    )
 
   @functools.cached_property
   def dataset(self):
@@ -84,16 +109,8 @@ class Experiment:
 
   @functools.cached_property
   def train_iter(self):
-    """The endless, shuffled, augmented, checkpointable train iterator."""
-    return pipeline.make_iterator(
-      self.config.data,
-      'train',
-      batch_size=self.config.batch_size,
-      model_size=self.input_size,
-      train=True,
-      seed=self.config.seed,
-      builder=self.dataset,
-    )
+    """The endless, shuffled, augmented, checkpointable train iterator (this process's rows)."""
+    return self._train_iterator(self.config.seed)
 
   def batches(self, split: str = 'validation'):
     """One ordered pass over `split` in batches of `eval_batch_size`."""
@@ -112,16 +129,9 @@ class Experiment:
     count = -(-self.config.get('precise_bn_images', 0) // self.config.batch_size)
     if not count:
       return []
-    iterator = pipeline.make_iterator(
-      self.config.data,
-      'train',
-      batch_size=self.config.batch_size,
-      model_size=self.input_size,
-      train=True,
-      seed=self.config.seed + PRECISE_BN_SEED,
-      builder=self.dataset,
-    )
-    return [self.put({'image': next(iterator)['image']})['image'] for _ in range(count)]
+    iterator = self._train_iterator(self.config.seed + PRECISE_BN_SEED)
+    images = (next(iterator)['image'] for _ in range(count))
+    return [self.put({'image': image}, whole=False)['image'] for image in images]
 
   @functools.cached_property
   def _precise_bn(self) -> precise_bn.PreciseBN:
@@ -228,6 +238,7 @@ class Experiment:
       self.model_options,
       step=step,
       experiment=json.loads(self.config.to_json()),
+      provenance=teacher.trained_on(self.config.data, self.dataset),
     )
 
   def check_same_model(self, meta: dict[str, Any], what: str) -> None:

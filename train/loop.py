@@ -97,6 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     The results (the Table 4 row and the model's size).
   """
   experiment = Experiment(config, workdir)  # checks the config before anything is written
+  config = experiment.config  # with an epoch schedule in steps (train.epochs)
   make_workdir(experiment.workdir)
   state = jax.device_put(_resume_or_start(experiment), experiment.replicated)
   log = MetricsLog(experiment.workdir)
@@ -113,7 +114,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     disable=jax.process_index() != 0,
   )
   for step in range(start + 1, last + 1):
-    batch = experiment.put(next(experiment.train_iter))
+    batch = experiment.put(next(experiment.train_iter), whole=False)
     state, metrics = experiment.train_step(state, experiment.rest, experiment.teacher_state, batch)
     rate.steps += 1
     evaluated = _due(step, config.eval_every, last)
@@ -154,7 +155,8 @@ def _log_train(log: MetricsLog, progress: tqdm, step: int, metrics: dict, rate: 
 def _log_validation(log: MetricsLog, experiment: Experiment, state: TrainState, step: int):
   metrics, shown = evaluate.evaluate(experiment, state.params, state.batch_stats)
   log.write({'step': step, 'split': 'validation', **metrics})
-  tqdm.write(f'step {step}: validation ' + ', '.join(f'{k} {v:.4g}' for k, v in metrics.items()))
+  if jax.process_index() == 0:
+    tqdm.write(f'step {step}: validation ' + ', '.join(f'{k} {v:.4g}' for k, v in metrics.items()))
   return metrics, shown
 
 

@@ -5,6 +5,13 @@
 default teacher when there is none is a step of its own, taken by main.py
 before the student's run: `teacher_to_train(config)` says whether it is due
 and with which config.
+
+Provenance: every saved model records what it came from (meta `provenance`:
+FOMM's converted checkpoint and its SHA-256, or trained here on which
+dataset build, `trained_on`). A teacher whose data is not the run's (one
+trained on synthetic faces for real frames, or the reverse, or on an older
+build of the synthetic set) stops the run with one line (`check_provenance`)
+unless `config.teacher.allow_other_data` says it is meant.
 """
 
 from __future__ import annotations
@@ -20,6 +27,56 @@ from train import checkpoints
 
 class TeacherError(ValueError):
   """No usable teacher; the message says how to get one."""
+
+
+def trained_on(data: ml_collections.ConfigDict, builder) -> dict[str, str]:
+  """The provenance of a model trained here on `data` (its prepared TFDS `builder`)."""
+  return {'kind': 'trained', 'data': data.name, 'build': builder.info.full_name}
+
+
+def _describe(provenance: dict) -> str:
+  if provenance['kind'] == 'converted_fomm':
+    return f"FOMM's converted detector ({provenance.get('source', 'unknown file')})"
+  return f'trained here on {provenance["build"]}'
+
+
+def check_provenance(config: ml_collections.ConfigDict, meta: dict, path: str) -> None:
+  """Raises TeacherError when the teacher at `path` was not made for the run's data."""
+  if config.teacher.get('allow_other_data'):
+    return
+  provenance = meta.get('provenance')
+  if provenance is None and 'converted_by' in meta:  # converted before provenance was kept
+    provenance = {'kind': 'converted_fomm', 'source': meta.get('source')}
+  override = 'or pass --config.teacher.allow_other_data=True if you mean it.'
+  if provenance is None:
+    raise TeacherError(
+      f'the teacher at {path} does not record what it was trained on (saved before '
+      f'teachers recorded it, perhaps on an older synthetic_faces); delete it to retrain it, '
+      + override
+    )
+  real = config.data.name != 'synthetic_faces'
+  if provenance['kind'] == 'converted_fomm' and not real:
+    raise TeacherError(
+      f'the teacher at {path} is {_describe(provenance)}, trained on real video, but the data '
+      f'is synthetic_faces; use a teacher trained on it (main.py trains one at '
+      f'--config.teacher.checkpoint=workdirs/teacher), ' + override
+    )
+  if provenance['kind'] == 'trained' and provenance['data'] != config.data.name:
+    raise TeacherError(
+      f'the teacher at {path} was {_describe(provenance)}, but the data is {config.data.name}; '
+      f"convert FOMM's checkpoint with `python -m tools.convert_fomm --checkpoint="
+      f'vox-cpk.pth.tar --out=checkpoints/fomm_vox` and pass it as --config.teacher.checkpoint, '
+      + override
+    )
+  if provenance['kind'] == 'trained' and not real:
+    from data import pipeline
+
+    build = pipeline.make_builder(config.data).info.full_name
+    if provenance['build'] != build:
+      raise TeacherError(
+        f'the teacher at {path} was {_describe(provenance)}, but the data is {build}; delete '
+        f'it to retrain it on this data, ' + override
+      )
 
 
 def is_finished(path: str) -> bool:
@@ -44,7 +101,10 @@ def teacher_to_train(config: ml_collections.ConfigDict) -> ml_collections.Config
       set, on which alone the default teacher can be trained.
   """
   path = os.path.abspath(config.teacher.checkpoint)
-  if config.task != 'distill' or is_finished(path):
+  if config.task != 'distill':
+    return None
+  if is_finished(path):
+    check_provenance(config, _best_meta(path), path)
     return None
   if config.data.name != 'synthetic_faces':
     raise TeacherError(
@@ -77,4 +137,13 @@ def load_teacher(config: ml_collections.ConfigDict):
     ) from error
   name, _, _ = reader.model_meta(reader.best_step())
   reader.close()
+  check_provenance(config, _best_meta(path), path)
   return checkpoints.restore_model(path, options=models.spec(name).input_options)
+
+
+def _best_meta(path: str) -> dict:
+  reader = checkpoints.Reader(path)
+  try:
+    return reader.meta(reader.best_step())
+  finally:
+    reader.close()

@@ -8,6 +8,7 @@ options buy training.
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -41,10 +42,26 @@ def pipeline_rate(experiment: Experiment, steps: int, workers: int) -> float:
   return steps / (time.perf_counter() - start)
 
 
-def random_teacher() -> nnx.Module:
-  """The default teacher's architecture (configs/teacher.py) with random weights."""
+# FOMM's vox-256 detector at the students' input (the pipeline downsamples frames).
+VOX_WIDTHS = {'block_expansion': 32, 'max_features': 1024}
+
+
+def storage(builder) -> tuple[float, int]:
+  """(megabytes on disk, examples) of a prepared TFDS dataset, all splits."""
+  folder = os.fspath(builder.data_dir)
+  size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+  count = sum(split.num_examples for split in builder.info.splits.values())
+  return size / 1e6, count
+
+
+def random_teacher(*, vox: bool = False) -> nnx.Module:
+  """The default teacher's architecture (configs/teacher.py) with random weights; with `vox`,
+  FOMM's vox-256 widths."""
   name = teacher_config.get_config().model.name
-  options = models.study_config(name, teacher_config.get_config().model)
+  config = teacher_config.get_config().model
+  if vox:
+    config.update(VOX_WIDTHS)
+  options = models.study_config(name, config)
   model = models.create_model(name, options, rngs=nnx.Rngs(0))
   model.eval()
   return model

@@ -1,0 +1,181 @@
+"""FOMM's teacher on VoxCeleb-layout videos, end to end, as a user with vox-cpk.pth.tar runs it."""
+
+import json
+import os
+
+import commands
+import jax
+import numpy as np
+import pytest
+import torch
+
+from configs import vox
+from data import demo_videos, frames, pipeline
+from torch_twins import create_twin
+from train import teacher
+
+SIZE = 256
+# A narrow FOMM detector (scale_factor 0.25: it takes 256x256 frames, as vox-256's does).
+TEACHER = {'block_expansion': 8, 'max_features': 32, 'num_blocks': 5}
+
+
+def draw_vox_folder(root, *, train=('id00', 'id01', 'id02', 'id03'), test=('id10',), count=6):
+  """ROOT/{train,test}/<video>/<frame>.png, the last training video as an .mp4 instead."""
+  demo_videos.write_folder(root, train=train, test=test, count=count, size=SIZE)
+
+
+def _fomm_twin():
+  torch.manual_seed(0)
+  twin = create_twin('fomm_teacher', TEACHER)
+  with torch.no_grad():
+    for module in twin.modules():
+      if isinstance(module, torch.nn.BatchNorm2d):
+        module.running_mean.normal_(0, 0.1)
+        module.running_var.uniform_(0.5, 1.5)
+    twin.kp.weight.mul_(30)
+  return twin.eval()
+
+
+@pytest.fixture(scope='module')
+def vox_run(tmp_path_factory):
+  """A vox-png folder, FOMM's checkpoint format from the twin, converted, then distilled."""
+  tmp = tmp_path_factory.mktemp('vox')
+  draw_vox_folder(tmp / 'vox-png')
+  twin = _fomm_twin()
+  torch.save({'kp_detector': twin.state_dict()}, tmp / 'vox-cpk.pth.tar')
+  converted = commands.run(
+    '-m',
+    'tools.convert_fomm',
+    f'--checkpoint={tmp / "vox-cpk.pth.tar"}',
+    f'--out={tmp / "fomm_vox"}',
+  )
+  assert converted.returncode == 0, converted.stderr[-3000:]
+  flags = [
+    f'--config.data.manual_dir={tmp / "vox-png"}',
+    f'--config.teacher.checkpoint={tmp / "fomm_vox"}',
+    f'--config.data.data_dir={tmp / "datasets"}',
+    f'--workdir={tmp / "run"}',
+  ]
+  distilled = commands.run('main.py', '--config=configs/vox.py:smoke', *flags, timeout=600)
+  assert distilled.returncode == 0, distilled.stderr[-3000:]
+  return tmp, twin, distilled
+
+
+def _config(tmp, **data):
+  config = vox.get_config('smoke')
+  config.data.update({'manual_dir': str(tmp / 'vox-png'), 'data_dir': str(tmp / 'datasets')})
+  config.data.update(data)
+  config.teacher.checkpoint = str(tmp / 'fomm_vox')
+  return config
+
+
+def test_distilling_fomm_on_vox_frames_writes_results(vox_run):
+  tmp, _, distilled = vox_run
+  results = json.loads((tmp / 'run' / 'results.json').read_text())
+  assert results['model'] == 'edgesegnet' and np.isfinite(results['val_distance'])
+  # The smoke schedule is in epochs of the folder's own size: 3 train videos x 2 repeats
+  # in batches of 4 is 1 step per epoch, 3 epochs.
+  assert results['steps'] == 3, results
+  assert 'frames train: 12 frames of 3 videos stored' in distilled.stdout
+
+
+def test_teacher_sees_what_fomm_sees(vox_run):
+  """The converted teacher on a stored frame, through the pipeline's anti-alias to 64x64,
+  equals FOMM's twin on the same 256x256 frame (which downsamples it itself)."""
+  tmp, twin, _ = vox_run
+  config = _config(tmp)
+  builder = pipeline.prepare(config.data)
+  batch = next(
+    pipeline.make_iterator(
+      config.data, 'test', batch_size=2, model_size=64, train=False, builder=builder
+    )
+  )
+  model, _ = teacher.load_teacher(config)
+  ours = jax.jit(lambda x: model(x))(batch['image'])
+  stored = np.stack([frames.decode(builder.as_data_source('test')[i]['image']) for i in (0, 1)])
+  assert stored.shape == (2, SIZE, SIZE, 3)
+  with torch.inference_mode():
+    theirs = twin(torch.from_numpy(stored.transpose(0, 3, 1, 2).astype(np.float32) / 255.0))
+  for key in ('kp', 'jacobian'):
+    np.testing.assert_allclose(ours[key], theirs[key].numpy(), atol=1e-4, rtol=0, err_msg=key)
+
+
+def test_frames_are_stored_encoded_sampled_and_named_by_their_folder(vox_run, tmp_path):
+  tmp, _, _ = vox_run
+  config = _config(tmp)
+  builder = pipeline.prepare(config.data)
+  assert builder.info.metadata['videos'] == {'train': [4, 4, 4], 'validation': [4], 'test': [4]}
+  source = builder.as_data_source('train')
+  example = source[0]
+  png = (tmp / 'vox-png' / 'train' / example['video_id'].decode() / '0000000.png').read_bytes()
+  assert example['image'] == png  # a vox-png frame is kept byte for byte
+  assert [source[i]['frame_index'] for i in range(4)] == [0, 2, 3, 5]  # evenly spaced of 6
+  assert pipeline.epoch_size(config.data, builder) == 3 * 2
+  # Two folders never share a build: a copy elsewhere gets its own name.
+  other = tmp_path / 'copy'
+  draw_vox_folder(other, train=('a', 'b'), test=('c',), count=2)
+  renamed = pipeline.make_builder(dict_update(config.data, manual_dir=str(other)))
+  assert renamed.info.full_name != builder.info.full_name
+
+
+def dict_update(config, **values):
+  config = config.copy_and_resolve_references()
+  config.update(values)
+  return config
+
+
+def test_one_epoch_samples_every_video_num_repeats_times(vox_run):
+  tmp, _, _ = vox_run
+  still = {k: 0.0 for k in ('brightness', 'contrast', 'saturation', 'hue')}
+  config = _config(tmp, flip=False, jitter=still)
+  builder = pipeline.prepare(config.data)
+  iterator = pipeline.make_iterator(
+    config.data, 'train', batch_size=2, model_size=64, train=True, builder=builder
+  )
+  seen = [int(i) for _ in range(3) for i in next(iterator)['frame_index']]
+  assert len(seen) == 6 and all(i in (0, 2, 3, 5) for i in seen)
+
+
+def test_bad_folders_are_skipped_counted_or_refused(vox_run, tmp_path):
+  root = tmp_path / 'vox-png'
+  draw_vox_folder(root, count=3)
+  (root / 'train' / 'empty_video').mkdir()
+  (root / 'train' / 'id01' / '0000001.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+  config = vox.get_config('smoke').data
+  config.update({'manual_dir': str(root), 'data_dir': str(tmp_path / 'd'), 'max_bad_fraction': 0.2})
+  builder = pipeline.prepare(config)
+  counts = builder.info.metadata['videos']
+  assert sorted(counts['train'] + counts['validation']) == [2, 3, 3, 3]  # one bad frame skipped
+
+  # Too many bad frames: one line, and no dataset left half-written.
+  config.update({'max_bad_fraction': 0.01, 'data_dir': str(tmp_path / 'strict')})
+  with pytest.raises(frames.FramesError, match='unreadable .more than max_bad_fraction=0.01'):
+    pipeline.prepare(config)
+  assert not list((tmp_path / 'strict').glob('frames/*/*/dataset_info.json'))
+
+  # No train/ folder: refused before any work, through main.py as one line.
+  (tmp_path / 'no_train' / 'test').mkdir(parents=True)
+  result = commands.run(
+    'main.py',
+    '--config=configs/vox.py:smoke',
+    f'--config.data.manual_dir={tmp_path / "no_train"}',
+    f'--config.teacher.checkpoint={vox_run[0] / "fomm_vox"}',
+    f'--config.data.data_dir={tmp_path / "d2"}',
+    f'--workdir={tmp_path / "w"}',
+  )
+  assert 'no_train/train does not exist; expected the layout' in commands.last_error_line(result)
+  assert not (tmp_path / 'w').exists()
+
+
+def test_teacher_and_data_must_match(vox_run, tmp_path):
+  tmp, _, _ = vox_run
+  config = _config(tmp)
+  config.data.name = 'synthetic_faces'
+  with pytest.raises(teacher.TeacherError, match='on real video, but the data is synthetic'):
+    teacher.load_teacher(config)
+  config.teacher.allow_other_data = True
+  teacher.load_teacher(config)  # meant: used as it is
+  meta = json.loads(next((tmp / 'fomm_vox').glob('*/meta/metadata')).read_text())
+  provenance = meta['provenance']
+  assert provenance['kind'] == 'converted_fomm' and len(provenance['sha256']) == 64
+  assert os.path.basename(provenance['source']) == 'vox-cpk.pth.tar'
