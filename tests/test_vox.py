@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from configs import vox
 from data import demo_videos, frames, pipeline
@@ -114,8 +115,10 @@ def test_frames_are_stored_encoded_sampled_and_named_by_their_folder(vox_run, tm
   # Two folders never share a build: a copy elsewhere gets its own name.
   other = tmp_path / 'copy'
   draw_vox_folder(other, train=('a', 'b'), test=('c',), count=2)
-  renamed = pipeline.make_builder(dict_update(config.data, manual_dir=str(other)))
-  assert renamed.info.full_name != builder.info.full_name
+  names = {pipeline.make_builder(dict_update(config.data, manual_dir=str(other))).info.full_name}
+  (other / 'test' / 'c' / '0000000.png').write_bytes(b'changed')  # a folder that changed
+  names.add(pipeline.make_builder(dict_update(config.data, manual_dir=str(other))).info.full_name)
+  assert len(names | {builder.info.full_name}) == 3
 
 
 def dict_update(config, **values):
@@ -140,12 +143,19 @@ def test_bad_folders_are_skipped_counted_or_refused(vox_run, tmp_path):
   root = tmp_path / 'vox-png'
   draw_vox_folder(root, count=3)
   (root / 'train' / 'empty_video').mkdir()
+  gif = demo_videos.moving_face(7, 5, SIZE)
+  Image.fromarray(gif[0]).save(
+    root / 'test' / 'id11.gif',
+    save_all=True,
+    append_images=[Image.fromarray(frame) for frame in gif[1:]],
+  )
   (root / 'train' / 'id01' / '0000001.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
   config = vox.get_config('smoke').data
   config.update({'manual_dir': str(root), 'data_dir': str(tmp_path / 'd'), 'max_bad_fraction': 0.2})
   builder = pipeline.prepare(config)
   counts = builder.info.metadata['videos']
   assert sorted(counts['train'] + counts['validation']) == [2, 3, 3, 3]  # one bad frame skipped
+  assert counts['test'] == [3, 4]  # id10's 3 frames, the .gif's 4 of 5 (evenly spaced)
 
   # Too many bad frames: one line, and no dataset left half-written.
   config.update({'max_bad_fraction': 0.01, 'data_dir': str(tmp_path / 'strict')})
