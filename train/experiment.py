@@ -102,10 +102,19 @@ class Experiment:
 
   @functools.cached_property
   def dataset(self):
-    """The prepared TFDS builder (built on first use, with progress bars)."""
+    """The prepared TFDS builder (built on first use, with progress bars).
+
+    On several processes, process 0 builds first and the others wait, then find it
+    built (a shared disk) or build their own copy (local disks)."""
     data = self.config.data
-    print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
-    return pipeline.prepare(data)
+    if jax.process_index() == 0:
+      print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
+      builder = pipeline.prepare(data)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+
+      multihost_utils.sync_global_devices('dataset prepared by process 0')
+    return builder if jax.process_index() == 0 else pipeline.prepare(data)
 
   @functools.cached_property
   def train_iter(self):
