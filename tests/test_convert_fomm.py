@@ -179,14 +179,14 @@ def test_command_errors_are_one_line(tmp_path):
 
 def test_converted_256_teacher_is_used_at_64_without_a_second_downsampling(tmp_path):
   """Frames reach the teacher already downsampled: it is rebuilt at scale 1, same weights."""
-  from configs import edgeseg
+  from configs import vox
   from train.teacher import load_teacher
 
   twin = _twin()
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
   convert_fomm.convert(str(source), str(tmp_path / 'teacher'))
-  config = edgeseg.get_config('smoke')
+  config = vox.get_config('smoke')  # real frames: what FOMM's converted teacher is for
   config.teacher.checkpoint = str(tmp_path / 'teacher')
   teacher, meta = load_teacher(config)
   assert meta['options']['scale_factor'] == 0.25 and teacher.scale_factor == 1.0
