@@ -119,6 +119,15 @@ def get_base_config(model: str) -> ml_collections.ConfigDict:
   return config
 
 
+def study_schedule(config: ml_collections.ConfigDict, steps: int) -> None:
+  """The study's schedule shape: `steps` steps, x0.1 at 60% and 90% (the article's),
+  validated and checkpointed every eighth (learning curves, and a validation at 75%
+  for the convergence criterion)."""
+  config.optim.milestones = (int(0.6 * steps), int(0.9 * steps))
+  config.num_steps = steps
+  config.eval_every = config.checkpoint_every = steps // 8
+
+
 def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
   """Applies `:smoke` or `:paper`; the default (None or '') leaves the config as it is."""
   if not arg:
@@ -139,12 +148,7 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
     config.eval_batch_size = 8
     config.precise_bn_images = 0  # tests that need it turn it on
   elif arg == 'study':
-    steps = STUDY_STEPS
-    config.optim.milestones = (int(0.6 * steps), int(0.9 * steps))
-    config.num_steps = steps
-    # Every eighth: the learning curves, and a validation at 75% for the criterion.
-    config.eval_every = steps // 8
-    config.checkpoint_every = steps // 8
+    study_schedule(config, STUDY_STEPS)
     config.teacher.checkpoint = 'workdirs/teacher_study'
     config.teacher.train_variant = 'study'
   else:

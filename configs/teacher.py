@@ -36,9 +36,5 @@ def get_config(arg: str | None = None):
     config.model.update({'block_expansion': 4, 'max_features': 16, 'num_blocks': 3})
     config.optim.milestones = ()
   elif arg == 'study':
-    steps = TEACHER_STUDY_STEPS
-    config.optim.milestones = (int(0.6 * steps), int(0.9 * steps))
-    config.num_steps = steps
-    config.eval_every = steps // 8
-    config.checkpoint_every = steps // 8
+    base.study_schedule(config, TEACHER_STUDY_STEPS)
   return config
