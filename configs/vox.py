@@ -19,6 +19,8 @@ from configs import base
 
 
 def get_config(arg: str | None = None):
+  if arg == 'study':
+    raise ValueError("configs/vox.py has no 'study' variant; valid: smoke, paper.")
   config = base.get_base_config('edgesegnet')
   config = base.apply_variant(config, arg)
   config.data.update({'name': 'frames', 'image_size': 256})

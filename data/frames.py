@@ -202,13 +202,18 @@ class Frames(tfds.core.GeneratorBasedBuilder):
     root = os.fspath(dl_manager.manual_dir)
     config = self.builder_config
     (train, empty), (test, empty_test) = list_videos(root, 'train'), list_videos(root, 'test')
+    if len(train) < 2:
+      raise FramesError(f'frames: {root}/train holds one video; it needs two (train, validation).')
     validation = {v: f for v, f in train.items() if is_validation(v, config.validation_fraction)}
-    if len(train) > 1 and not validation:  # keep at least one validation video
+    if not validation:  # keep at least one validation video
       first = sorted(train)[0]
       validation = {first: train[first]}
     train = {v: f for v, f in train.items() if v not in validation}
     if not train:
-      raise FramesError(f'frames: {root}/train holds one video; it needs two (train, validation).')
+      raise FramesError(
+        f'frames: validation_fraction={config.validation_fraction} leaves no training video in '
+        f'{root}/train; lower it.'
+      )
     self.info.metadata['videos'] = {}
     return {
       'train': self._generate_examples(train, 'train', empty),

@@ -74,8 +74,17 @@ def prepare(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
 
 
 def videos(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray | None:
-  """Frames per video of `split`, in storage order (None for a dataset of single images)."""
+  """Frames per video of `split`, in storage order (None for a dataset of single images).
+
+  Raises:
+    ValueError: for a `frames` build without them (damaged or from a development build).
+  """
   found = builder.info.metadata.get('videos') if builder.info.metadata else None
+  if builder.name == 'frames' and (found is None or split not in found):
+    raise ValueError(
+      f'the frames build in {builder.data_dir} lacks its frames per video (damaged, or from '
+      'another version); delete that folder to rebuild it.'
+    )
   return None if found is None else np.asarray(found[split], np.int64)
 
 

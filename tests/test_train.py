@@ -24,6 +24,7 @@ from smoke import smoke_config
 from train import checkpoints, loop, teacher
 from train.checkpoints import CheckpointError
 from train.config_checks import ConfigError, validate
+from train.experiment import Experiment
 from train.teacher import TeacherError
 
 ROOT = commands.ROOT
@@ -284,7 +285,7 @@ def test_no_teacher_for_real_frames_says_how_to_get_one(shared, tmp_path):
 def test_teacher_made_for_other_data_is_refused_unless_meant(shared):
   config = smoke_config('edgeseg', shared)
   path = str(shared / 'teacher')
-  meta = teacher._best_meta(path)
+  meta = teacher._latest_meta(path)
   assert meta['provenance']['kind'] == 'trained'
   assert meta['provenance']['build'].startswith('synthetic_faces/')
   teacher.check_provenance(config, meta, path)  # its own data: fine
@@ -301,6 +302,12 @@ def test_teacher_made_for_other_data_is_refused_unless_meant(shared):
     teacher.check_provenance(config, old, path)
   other.teacher.allow_other_data = True
   teacher.check_provenance(other, old, path)
+
+  # A run resumes only on the data it was trained on.
+  experiment = Experiment(config)
+  experiment.check_same_data(meta, 'the workdir')
+  with pytest.raises(CheckpointError, match='was trained on synthetic_faces/x/2.0.0, but the data'):
+    experiment.check_same_data({'provenance': {'build': 'synthetic_faces/x/2.0.0'}}, 'the workdir')
 
 
 def _tool(*args):

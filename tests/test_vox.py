@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import commands
 import jax
@@ -13,7 +14,7 @@ from PIL import Image
 from configs import vox
 from data import demo_videos, frames, pipeline
 from torch_twins import create_twin
-from train import teacher
+from train import config_checks, teacher
 
 SIZE = 256
 # A narrow FOMM detector (scale_factor 0.25: it takes 256x256 frames, as vox-256's does).
@@ -175,6 +176,22 @@ def test_bad_folders_are_skipped_counted_or_refused(vox_run, tmp_path):
   )
   assert 'no_train/train does not exist; expected the layout' in commands.last_error_line(result)
   assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize(
+  'key,value,message',
+  [
+    ('encoding', 'webp', "data.encoding='webp'; valid: png, jpeg."),
+    ('frames_per_video', 0, 'data.frames_per_video must be at least 1'),
+    ('num_repeats', 0, 'data.num_repeats must be at least 1'),
+    ('validation_fraction', 1.0, 'data.validation_fraction must lie in'),
+  ],
+)
+def test_bad_frames_options_fail_with_one_line(key, value, message):
+  config = vox.get_config('smoke')
+  config.data[key] = value
+  with pytest.raises(config_checks.ConfigError, match=re.escape(message)):
+    config_checks.validate(config)
 
 
 def test_teacher_and_data_must_match(vox_run, tmp_path):

@@ -211,7 +211,8 @@ class Reader(_Folder):
     # NumPy templates from the saved shapes: restored on the host, whichever process
     # reads (the saved device may belong to another process of a multi-process run).
     try:
-      saved = ocp.StandardCheckpointer().metadata(os.path.join(self.directory, str(step), 'state'))
+      with ocp.StandardCheckpointer() as checkpointer:
+        saved = checkpointer.metadata(os.path.join(self.directory, str(step), 'state'))
     except Exception as error:  # orbax raises many types for damaged folders
       raise CheckpointError(
         f'checkpoint {self.directory}/{step}/state cannot be read ({_describe(error)}); '

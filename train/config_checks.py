@@ -10,7 +10,7 @@ from flax import nnx
 
 import models
 from configs import base
-from data import pipeline
+from data import frames, pipeline
 from train import losses
 
 TASKS = ('distill', 'supervised')
@@ -93,6 +93,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config.get('precise_bn_images', 0) >= 0,
     f'precise_bn_images must be >= 0 (0: off), got {config.get("precise_bn_images")}.',
   )
+  if config.data.name == 'frames':
+    data = config.data
+    _need(
+      data.encoding in frames.ENCODINGS,
+      f'data.encoding={data.encoding!r}; valid: {", ".join(frames.ENCODINGS)}.',
+    )
+    for key in ('frames_per_video', 'num_repeats'):
+      _need(data[key] >= 1, f'data.{key} must be at least 1, got {data[key]}.')
+    _need(
+      0 <= data.validation_fraction < 1,
+      f'data.validation_fraction must lie in [0, 1), got {data.validation_fraction}.',
+    )
   _need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
   weights = {name: config.loss[name] for name in losses.TERMS}
   for name, weight in weights.items():

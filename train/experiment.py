@@ -107,14 +107,28 @@ class Experiment:
     On several processes, process 0 builds first and the others wait, then find it
     built (a shared disk) or build their own copy (local disks)."""
     data = self.config.data
+    if jax.process_count() == 1:
+      print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
+      return pipeline.prepare(data)
+    from jax.experimental import multihost_utils
+
+    failed = None
     if jax.process_index() == 0:
       print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
+      try:
+        builder = pipeline.prepare(data)
+      except (ValueError, OSError) as error:
+        failed = error
+    # A collective every process joins, so a failure on process 0 stops all of them.
+    if not multihost_utils.broadcast_one_to_all(np.int32(failed is None)):
+      if failed is not None:
+        raise failed
+      raise ValueError('process 0 could not prepare the dataset; its log says why.')
+    if jax.process_index() != 0:
       builder = pipeline.prepare(data)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-
-      multihost_utils.sync_global_devices('dataset prepared by process 0')
-    return builder if jax.process_index() == 0 else pipeline.prepare(data)
+    # Local-disk copies must be the same data on every host.
+    multihost_utils.assert_equal(np.int64(pipeline.epoch_size(data, builder)), 'epoch sizes')
+    return builder
 
   @functools.cached_property
   def train_iter(self):
@@ -249,6 +263,16 @@ class Experiment:
       experiment=json.loads(self.config.to_json()),
       provenance=teacher.trained_on(self.config.data, self.dataset),
     )
+
+  def check_same_data(self, meta: dict[str, Any], what: str) -> None:
+    """Raises CheckpointError when `meta` was trained on another build of the data."""
+    saved = meta.get('provenance', {}).get('build')
+    current = self.dataset.info.full_name
+    if saved is not None and saved != current:
+      raise checkpoints.CheckpointError(
+        f'{what} was trained on {saved}, but the data is now {current} (the folder or the '
+        'data options changed); resume on the same data, or use another --workdir.'
+      )
 
   def check_same_model(self, meta: dict[str, Any], what: str) -> None:
     """Raises CheckpointError naming every model option that differs from this run's."""

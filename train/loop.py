@@ -176,7 +176,9 @@ def _resume_or_start(experiment: Experiment) -> TrainState:
   writer = experiment.checkpoints
   latest = writer.latest_step()
   if latest is not None:
-    experiment.check_same_model(writer.meta(latest), f'{experiment.workdir} (checkpoints)')
+    meta = writer.meta(latest)
+    experiment.check_same_model(meta, f'{experiment.workdir} (checkpoints)')
+    experiment.check_same_data(meta, f'{experiment.workdir} (checkpoints)')
     state, data_state, _ = writer.restore(latest, state)
     experiment.train_iter.set_state(data_state)
     print(f'resuming from step {latest} in {writer.directory}', flush=True)

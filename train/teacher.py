@@ -68,7 +68,7 @@ def check_provenance(config: ml_collections.ConfigDict, meta: dict, path: str) -
       f'vox-cpk.pth.tar --out=checkpoints/fomm_vox` and pass it as --config.teacher.checkpoint, '
       + override
     )
-  if provenance['kind'] == 'trained' and not real:
+  if provenance['kind'] == 'trained':  # the same dataset: then the same build of it
     from data import pipeline
 
     build = pipeline.make_builder(config.data).info.full_name
@@ -104,7 +104,7 @@ def teacher_to_train(config: ml_collections.ConfigDict) -> ml_collections.Config
   if config.task != 'distill':
     return None
   if is_finished(path):
-    check_provenance(config, _best_meta(path), path)
+    check_provenance(config, _latest_meta(path), path)
     return None
   if config.data.name != 'synthetic_faces':
     raise TeacherError(
@@ -137,13 +137,14 @@ def load_teacher(config: ml_collections.ConfigDict):
     ) from error
   name, _, _ = reader.model_meta(reader.best_step())
   reader.close()
-  check_provenance(config, _best_meta(path), path)
+  check_provenance(config, _latest_meta(path), path)
   return checkpoints.restore_model(path, options=models.spec(name).input_options)
 
 
-def _best_meta(path: str) -> dict:
+def _latest_meta(path: str) -> dict:
+  """The latest step's meta: its provenance is the run's, even where earlier steps lack it."""
   reader = checkpoints.Reader(path)
   try:
-    return reader.meta(reader.best_step())
+    return reader.meta(reader.latest_step())
   finally:
     reader.close()
