@@ -36,5 +36,5 @@ def get_config(arg: str | None = None):
     config.model.update({'block_expansion': 4, 'max_features': 16, 'num_blocks': 3})
     config.optim.milestones = ()
   elif arg == 'study':
-    base.study_schedule(config, TEACHER_STUDY_STEPS)
+    base.study_schedule(config, TEACHER_STUDY_STEPS, (0.6, 0.9))  # the article's shape
   return config

@@ -211,7 +211,7 @@ class Reader(_Folder):
     # NumPy templates from the saved shapes: restored on the host, whichever process
     # reads (the saved device may belong to another process of a multi-process run).
     try:
-      with ocp.StandardCheckpointer() as checkpointer:
+      with _quiet(), ocp.StandardCheckpointer() as checkpointer:  # it warns of no step metadata
         saved = checkpointer.metadata(os.path.join(self.directory, str(step), 'state'))
     except Exception as error:  # orbax raises many types for damaged folders
       raise CheckpointError(
