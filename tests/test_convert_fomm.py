@@ -8,28 +8,11 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from fomm_twin import narrow_fomm_twin
 
 from torch_twins import create_twin
 from torch_twins import fomm_checkpoint as convert_fomm
 from train import checkpoints
-
-# A narrow teacher keeps the test fast; its widths saturate at max_features,
-# which the shape inference must recognise.
-SMALL = {'block_expansion': 8, 'max_features': 32, 'num_blocks': 5}
-
-
-def _twin(seed=0, **config):
-  torch.manual_seed(seed)
-  twin = create_twin('fomm_teacher', {**SMALL, **config})
-  with torch.no_grad():
-    for module in twin.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.running_mean.normal_(0, 0.1)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-    twin.jacobian.weight.normal_(0, 0.05)
-    twin.kp.weight.mul_(30)
-  return twin.eval()
 
 
 def _save_like_fomm(twin, path):
@@ -46,7 +29,7 @@ def _save_like_fomm(twin, path):
 
 
 def test_converted_teacher_matches_pytorch_on_256_frames(tmp_path):
-  twin = _twin()
+  twin = narrow_fomm_twin()
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
   out = tmp_path / 'teacher'
@@ -70,7 +53,7 @@ def test_converted_teacher_matches_pytorch_on_256_frames(tmp_path):
 
 
 def test_bare_prefixed_state_dict_without_batch_counters(tmp_path):
-  twin = _twin(seed=1, scale_factor=0.5, num_kp=5, single_jacobian_map=True)
+  twin = narrow_fomm_twin(seed=1, scale_factor=0.5, num_kp=5, single_jacobian_map=True)
   state = {f'module.{k}': v for k, v in twin.state_dict().items() if 'num_batches_tracked' not in k}
   source = tmp_path / 'kp.pth'
   torch.save(state, source)
@@ -110,7 +93,7 @@ def test_random_tensor_dict_is_rejected(tmp_path, capsys):
 
 
 def test_wrong_shapes_are_listed(tmp_path, capsys):
-  state = _twin().state_dict()
+  state = narrow_fomm_twin().state_dict()
   state['jacobian.bias'] = torch.zeros(7)
   del state['predictor.decoder.up_blocks.1.norm.running_var']
   state['extra.weight'] = torch.zeros(1)
@@ -127,7 +110,7 @@ def test_wrong_shapes_are_listed(tmp_path, capsys):
 
 def test_truncated_file_is_rejected(tmp_path, capsys):
   source = tmp_path / 'truncated.pth.tar'
-  _save_like_fomm(_twin(), source)
+  _save_like_fomm(narrow_fomm_twin(), source)
   data = source.read_bytes()
   source.write_bytes(data[: len(data) // 2])
   _fails(capsys, tmp_path, source, 'not a readable PyTorch checkpoint')
@@ -154,7 +137,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, capsys):
 def test_existing_output_and_missing_file(tmp_path, capsys):
   _fails(capsys, tmp_path, tmp_path / 'nope.pth', 'no such file')
   source = tmp_path / 'ok.pth'
-  _save_like_fomm(_twin(), source)
+  _save_like_fomm(narrow_fomm_twin(), source)
   (tmp_path / 'out').mkdir()
   command = _command(f'--checkpoint={source}', f'--out={tmp_path / "out"}')
   assert command.returncode != 0 and 'already exists' in command.stderr.strip().splitlines()[-1]
@@ -182,7 +165,7 @@ def test_converted_256_teacher_is_used_at_64_without_a_second_downsampling(tmp_p
   from configs import vox
   from train.teacher import load_teacher
 
-  twin = _twin()
+  twin = narrow_fomm_twin()
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
   convert_fomm.convert(str(source), str(tmp_path / 'teacher'))

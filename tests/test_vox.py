@@ -9,16 +9,14 @@ import jax
 import numpy as np
 import pytest
 import torch
+from fomm_twin import narrow_fomm_twin
 from PIL import Image
 
 from configs import vox
 from data import demo_videos, frames, pipeline
-from torch_twins import create_twin
 from train import config_checks, teacher
 
 SIZE = 256
-# A narrow FOMM detector (scale_factor 0.25: it takes 256x256 frames, as vox-256's does).
-TEACHER = {'block_expansion': 8, 'max_features': 32, 'num_blocks': 5}
 
 
 def draw_vox_folder(root, *, train=('id00', 'id01', 'id02', 'id03'), test=('id10',), count=6):
@@ -26,24 +24,12 @@ def draw_vox_folder(root, *, train=('id00', 'id01', 'id02', 'id03'), test=('id10
   demo_videos.write_folder(root, train=train, test=test, count=count, size=SIZE)
 
 
-def _fomm_twin():
-  torch.manual_seed(0)
-  twin = create_twin('fomm_teacher', TEACHER)
-  with torch.no_grad():
-    for module in twin.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.running_mean.normal_(0, 0.1)
-        module.running_var.uniform_(0.5, 1.5)
-    twin.kp.weight.mul_(30)
-  return twin.eval()
-
-
 @pytest.fixture(scope='module')
 def vox_run(tmp_path_factory):
   """A vox-png folder, FOMM's checkpoint format from the twin, converted, then distilled."""
   tmp = tmp_path_factory.mktemp('vox')
   draw_vox_folder(tmp / 'vox-png')
-  twin = _fomm_twin()
+  twin = narrow_fomm_twin()
   torch.save({'kp_detector': twin.state_dict()}, tmp / 'vox-cpk.pth.tar')
   converted = commands.run(
     '-m',

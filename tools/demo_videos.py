@@ -31,8 +31,8 @@ def main(argv: list[str]) -> None:
 
   if os.path.exists(_OUT.value):
     sys.exit(f'error: {_OUT.value} already exists; choose another --out or delete it first.')
-  if min(_VIDEOS.value, _TEST.value, _FRAMES.value) < 1:
-    sys.exit('error: --videos, --test_videos and --frames must be positive.')
+  if min(_VIDEOS.value, _TEST.value, _FRAMES.value) < 1 or _SIZE.value < 16:
+    sys.exit('error: --videos, --test_videos and --frames must be positive, --size at least 16.')
   bar = tqdm(total=_VIDEOS.value + _TEST.value, unit='video')
   demo_videos.write_folder(
     _OUT.value,

@@ -16,6 +16,8 @@ reported too.
 
 from __future__ import annotations
 
+import sys
+
 from absl import flags
 
 from tools import cli
@@ -32,27 +34,25 @@ _ENCODING = flags.DEFINE_enum('encoding', 'png', ['png', 'jpeg'], '`frames`: how
 
 def main(argv: list[str]) -> None:
   cli.no_positional(argv)
-  from configs import base
+  from configs import base, vox
   from train import throughput
   from train.experiment import Experiment
 
   config = base.get_base_config(_MODEL.value)
   config.batch_size = _BATCH.value
-  config.data.data_dir = _DATA_DIR.value
   frames = bool(_MANUAL_DIR.value)
+  if frames:  # configs/vox.py's data: 256x256 frames, FOMM's sampling
+    config.data = vox.get_config().data
+    config.data.manual_dir = _MANUAL_DIR.value
+    config.data.frames_per_video, config.data.encoding = _FRAMES.value, _ENCODING.value
+  config.data.data_dir = _DATA_DIR.value
+  try:  # a bad model name or data folder: one line
+    experiment = Experiment(config, teacher_model=throughput.random_teacher(vox=frames))
+    builder = experiment.dataset
+  except ValueError as error:
+    sys.exit(f'error: {error}')
   if frames:
-    config.data.update(
-      {
-        'name': 'frames',
-        'manual_dir': _MANUAL_DIR.value,
-        'image_size': 256,
-        'frames_per_video': _FRAMES.value,
-        'encoding': _ENCODING.value,
-      }
-    )
-  experiment = Experiment(config, teacher_model=throughput.random_teacher(vox=frames))
-  if frames:
-    megabytes, count = throughput.storage(experiment.dataset)
+    megabytes, count = throughput.storage(builder)
     print(
       f'frames: {count} frames stored in {megabytes:.1f} MB, '
       f'{1000 * megabytes / count:.1f} MB per 1,000 frames'

@@ -107,24 +107,26 @@ class Experiment:
     On several processes, process 0 builds first and the others wait, then find it
     built (a shared disk) or build their own copy (local disks)."""
     data = self.config.data
-    if jax.process_count() == 1:
-      print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
-      return pipeline.prepare(data)
-    from jax.experimental import multihost_utils
-
-    failed = None
+    several = jax.process_count() > 1
+    failed = builder = None
     if jax.process_index() == 0:
       print(f'data: preparing {data.name} in {os.path.abspath(data.data_dir)}', flush=True)
       try:
         builder = pipeline.prepare(data)
       except (ValueError, OSError) as error:
+        if not several:
+          raise
         failed = error
+    if not several:
+      return builder
+    from jax.experimental import multihost_utils
+
     # A collective every process joins, so a failure on process 0 stops all of them.
     if not multihost_utils.broadcast_one_to_all(np.int32(failed is None)):
       if failed is not None:
         raise failed
       raise ValueError('process 0 could not prepare the dataset; its log says why.')
-    if jax.process_index() != 0:
+    if builder is None:
       builder = pipeline.prepare(data)
     # Local-disk copies must be the same data on every host.
     multihost_utils.assert_equal(np.int64(pipeline.epoch_size(data, builder)), 'epoch sizes')
@@ -261,13 +263,18 @@ class Experiment:
       self.model_options,
       step=step,
       experiment=json.loads(self.config.to_json()),
-      provenance=teacher.trained_on(self.config.data, self.dataset),
+      provenance=self.provenance,
     )
+
+  @functools.cached_property
+  def provenance(self) -> dict[str, str]:
+    """What this run trains on (recorded in every checkpoint's meta)."""
+    return teacher.trained_on(self.config.data, self.dataset)
 
   def check_same_data(self, meta: dict[str, Any], what: str) -> None:
     """Raises CheckpointError when `meta` was trained on another build of the data."""
     saved = meta.get('provenance', {}).get('build')
-    current = self.dataset.info.full_name
+    current = self.provenance['build']
     if saved is not None and saved != current:
       raise checkpoints.CheckpointError(
         f'{what} was trained on {saved}, but the data is now {current} (the folder or the '

@@ -104,7 +104,7 @@ def loss_table(students: list[dict], model: str = 'edgesegnet') -> str:
 
 
 def compare(students: list[dict], first: str, second: str, column: str = 'val_distance') -> str:
-  """One line: the L1 difference first - second, its standard error, decided or not."""
+  """One line: the L1 difference first - second, its standard error, Welch's p, decided or not."""
   runs = group(students)
   if (first, 'L1') not in runs or (second, 'L1') not in runs:
     return f'{first} vs {second}: not both run'
@@ -112,14 +112,14 @@ def compare(students: list[dict], first: str, second: str, column: str = 'val_di
   m2, s2, n2 = stats([r[column] for r in runs[second, 'L1']])
   if n1 < 2 or n2 < 2:
     return f'{first} vs {second}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
-  v1, v2 = s1**2 / n1, s2**2 / n2
-  error = math.sqrt(v1 + v2)
-  dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1)) if error > 0 else math.inf
-  critical = float(scipy.stats.t.ppf(0.975, dof))
-  verdict = 'decided' if abs(m1 - m2) > critical * error else 'within the spread'
+  error = math.sqrt(s1**2 / n1 + s2**2 / n2)
+  test = scipy.stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
+  # No spread on either side (a nan p-value): any difference is decided.
+  decided = test.pvalue < 0.05 if error > 0 else m1 != m2
+  verdict = 'decided' if decided else 'within the spread'
   return (
-    f'{first} vs {second}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch t critical '
-    f'{critical:.2f} ({column}; {verdict})'
+    f'{first} vs {second}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch p '
+    f'{test.pvalue:.3f} ({column}; {verdict})'
   )
 
 

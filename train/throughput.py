@@ -42,10 +42,6 @@ def pipeline_rate(experiment: Experiment, steps: int, workers: int) -> float:
   return steps / (time.perf_counter() - start)
 
 
-# FOMM's vox-256 detector at the students' input (the pipeline downsamples frames).
-VOX_WIDTHS = {'block_expansion': 32, 'max_features': 1024}
-
-
 def storage(builder) -> tuple[float, int]:
   """(megabytes on disk, examples) of a prepared TFDS dataset, all splits."""
   folder = os.fspath(builder.data_dir)
@@ -56,12 +52,10 @@ def storage(builder) -> tuple[float, int]:
 
 def random_teacher(*, vox: bool = False) -> nnx.Module:
   """The default teacher's architecture (configs/teacher.py) with random weights; with `vox`,
-  FOMM's vox-256 widths."""
-  name = teacher_config.get_config().model.name
+  FOMM's vox-256 detector (the model's own defaults), both at the students' input."""
   config = teacher_config.get_config().model
-  if vox:
-    config.update(VOX_WIDTHS)
-  options = models.study_config(name, config)
+  name = config.name
+  options = models.study_config(name, None if vox else config)
   model = models.create_model(name, options, rngs=nnx.Rngs(0))
   model.eval()
   return model
