@@ -121,6 +121,11 @@ def _zero_inserted_depthwise(x, k):
   return convolution.depthwise_conv2d(x, k[::-1, ::-1])
 
 
+def _slices_max_pool(x):
+  with ops.inference_forms():  # traced here, so the compiled function keeps this form
+    return ops.max_pool(x, window=3, stride=2, padding=1)
+
+
 def _outputs(out):
   return out['kp'], out['jacobian']
 
@@ -182,6 +187,15 @@ def ablations() -> tuple[Ablation, ...]:
       _flipped_kernel,
       lambda x, k: convolution.conv_transpose2d(x, k, stride=1, padding=1),
       ((B, 4, 4, 512), (3, 3, 512, 192)),
+    ),
+    # The students' 3x3/2 max pool (inference form: `ops.inference_forms`).
+    Ablation(
+      'max pool 3x3/2, 64 channels, 32x32 -> 16x16',
+      'lax.reduce_window (training form)',
+      'maximum of 9 strided slices (inference form)',
+      lambda x: ops.max_pool(x, window=3, stride=2, padding=1),
+      _slices_max_pool,
+      ((B, 32, 32, 64),),
     ),
     Ablation(
       'depthwise transposed 3x3/2, 128 channels, 8x8 -> 16x16',

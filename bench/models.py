@@ -3,11 +3,12 @@
 JAX: `models.compiler.InferenceFunction`, an ahead-of-time compiled function
 of (flattened weights, input) under the project's XLA options, inputs already
 on the device, block_until_ready; the same function under XLA's default
-options is timed too. PyTorch: the twin with the same weights, eval mode,
-inference_mode, the better of NCHW and channels_last. ONNX Runtime and
-LiteRT: the twin exported with the same weights (`bench.runtimes`). Outputs
-are compared before timing, and all are timed in alternating blocks so that
-their ratios come from the same minutes. Import this module only after pinning the
+options, and with its weight-only work in every call, is timed too.
+PyTorch: the twin with the same weights, eval mode, inference_mode, the
+better of NCHW and channels_last. ONNX Runtime and LiteRT: the twin exported
+with the same weights (`bench.runtimes`). Outputs are compared before timing,
+and all are timed in alternating blocks so that their ratios come from the
+same minutes. Import this module only after pinning the
 process's cores (`bench.worker`).
 """
 
@@ -56,6 +57,8 @@ def bench_model(
   jax_kp = np.asarray(infer(x)['kp'])
   # The same function under XLA's default CPU options: what models.compiler buys.
   defaults = compiler.InferenceFunction(model, x.shape, xla_defaults=True)
+  # With the weight-only work in every call, as before models.hoisting: what hoisting buys.
+  unhoisted = compiler.InferenceFunction(model, x.shape, hoist=False)
 
   torch.set_num_threads(threads)
   twin = create_twin(name, options).eval()
@@ -85,6 +88,7 @@ def bench_model(
       {
         'jax': lambda: jax.block_until_ready(infer(x)),
         'jax_xla_defaults': lambda: jax.block_until_ready(defaults(x)),
+        'jax_unhoisted': lambda: jax.block_until_ready(unhoisted(x)),
         **{layout: (lambda n=net, b=inputs: n(b)) for layout, (net, inputs) in layouts.items()},
         **calls,
       },
@@ -110,6 +114,8 @@ def bench_model(
     'compile_s': compile_s,
     'jax': jax_stats,
     'jax_xla_defaults': defaults_stats,
+    'jax_unhoisted': stats['jax_unhoisted'],
+    'hoisted_ops': infer.hoisted,
     'torch': torch_stats,
     'torch_layout': layout,
     'max_kp_difference': error,

@@ -18,6 +18,8 @@ from typing import Any
 import jax
 from flax import nnx
 
+from models import hoisting, ops
+
 # YNNPACK for dots only; convolutions go to XLA's multi-threaded Eigen kernels.
 CPU_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
 
@@ -39,6 +41,9 @@ class InferenceFunction:
 
   The weights are flattened once into a list of arrays, so a call does no
   Python module traversal: it is one XLA executable call on (weights, images).
+  The work that depends on the weights alone (BatchNorm's scales, merged and
+  flipped kernels: `models.hoisting`) is done once here, not in every call,
+  and ops take their inference forms (`models.ops.inference_forms`).
   """
 
   def __init__(
@@ -48,6 +53,8 @@ class InferenceFunction:
     *,
     outputs: tuple[str, ...] = ('kp', 'jacobian'),
     xla_defaults: bool = False,
+    options: dict[str, Any] | None = None,
+    hoist: bool = True,
   ):
     """Compiles `model` for float32 images of `input_shape`.
 
@@ -57,6 +64,9 @@ class InferenceFunction:
       outputs: which of the model's outputs to return.
       xla_defaults: compile with XLA's default options instead of ours (for
         measuring what they buy).
+      options: XLA compiler options to use instead of ours.
+      hoist: do the weight-only work once, at construction (False: in every
+        call, as training does; for measuring what hoisting buys).
     """
     model.eval()
     graphdef, state = nnx.split(model)
@@ -65,13 +75,24 @@ class InferenceFunction:
     self.input_shape = tuple(input_shape)
 
     def forward(leaves, images):
-      out = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))(images)
+      with ops.inference_forms():  # read while tracing: the compiled code keeps them
+        out = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))(images)
       return {name: out[name] for name in self.outputs}
 
-    self.weights = jax.device_put(leaves)
+    leaves = jax.device_put(leaves)
     images = jax.ShapeDtypeStruct(self.input_shape, jax.numpy.float32)
-    compile_fn = jax.jit if xla_defaults else jit
-    self.compiled = compile_fn(forward).lower(self.weights, images).compile()
+    self.hoisted = 0  # weight-only operations done once
+    if hoist:
+      split = hoisting.split(forward, leaves, images)
+      self.weights = jax.jit(split.prepare_fn())(*leaves)
+      apply = split.apply_fn()
+      self.hoisted = split.hoisted
+      forward = lambda weights, images: apply(*weights, images)  # noqa: E731
+    else:
+      self.weights = leaves
+    if options is None and not xla_defaults:
+      options = compiler_options()
+    self.compiled = jax.jit(forward, compiler_options=options).lower(self.weights, images).compile()
 
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
     if tuple(images.shape) != self.input_shape:

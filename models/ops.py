@@ -9,6 +9,8 @@ FOMM, so that weights port one-to-one. Convolutions live in
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import jax
@@ -16,13 +18,49 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+# Set while an inference function is traced (`inference_forms`): ops may then
+# pick forms that are faster forward but whose gradients are slower.
+_INFERENCE: contextvars.ContextVar[bool] = contextvars.ContextVar('inference', default=False)
+
+
+@contextlib.contextmanager
+def inference_forms():
+  """Within this block, traced ops take their inference forms (read at trace time)."""
+  token = _INFERENCE.set(True)
+  try:
+    yield
+  finally:
+    _INFERENCE.reset(token)
+
 
 def max_pool(x: jax.Array, *, window: int, stride: int, padding: int = 0) -> jax.Array:
-  """PyTorch MaxPool2d(window, stride, padding): padded cells never win."""
+  """PyTorch MaxPool2d(window, stride, padding): padded cells never win.
+
+  Under `inference_forms`, the maximum of window x window strided slices:
+  XLA:CPU fuses them into one loop, about 3x faster than its reduce-window
+  for the students' 3x3/2 pools (docs/performance.md). Training keeps
+  `lax.reduce_window`: the whole distillation step measured 10% slower with
+  the slices' gradient. Both forms give the same values.
+  """
   pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
-  return lax.reduce_window(
-    x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
-  )
+  if not _INFERENCE.get():
+    dims, strides = (1, window, window, 1), (1, stride, stride, 1)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads)
+  batch, height, width, channels = x.shape
+  x = jnp.pad(x, pads, constant_values=-jnp.inf)
+  out_height = (height + 2 * padding - window) // stride + 1
+  out_width = (width + 2 * padding - window) // stride + 1
+  pooled = None
+  for i in range(window):
+    for j in range(window):
+      cells = lax.slice(
+        x,
+        (0, i, j, 0),
+        (batch, i + (out_height - 1) * stride + 1, j + (out_width - 1) * stride + 1, channels),
+        (1, stride, stride, 1),
+      )
+      pooled = cells if pooled is None else jnp.maximum(pooled, cells)
+  return pooled
 
 
 def avg_pool_2x2(x: jax.Array) -> jax.Array:

@@ -62,7 +62,7 @@ def test_quick_benchmark_writes_tables_plot_and_json(tmp_path):
   assert '14.2 |' in table  # the article's runtime beside ours
   ablations = (tmp_path / 'ablations.md').read_text()
   assert 'whole model: squeeze_unet' in ablations and 'sub-pixel shifted MACs' in ablations
-  assert len(results['records'][0]['ablations']) == 13
+  assert len(results['records'][0]['ablations']) == 14
   assert f'wrote {tmp_path / "table3.md"}' in result.stdout
 
 
@@ -70,8 +70,8 @@ def test_ablation_rows_are_data_with_the_documented_names():
   from bench import ablations
 
   rows = ablations.ablations()
-  assert len(rows) == 13
-  assert len({row.what for row in rows}) == 13
+  assert len(rows) == 14
+  assert len({row.what for row in rows}) == 14
   assert any(row.after == 'sub-pixel shifted MACs' for row in rows)
   assert all(callable(row.before_fn) and callable(row.after_fn) for row in rows)
 

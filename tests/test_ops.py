@@ -1,5 +1,6 @@
 """The parameter-free ops against direct NumPy / lax computations of the same thing."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -140,6 +141,39 @@ def test_upsample_nearest_and_pools():
   assert pooled.shape == (1, 2, 2, 2)
   np.testing.assert_array_equal(pooled[0, 0, 0], negative[0, :2, :2].max(axis=(0, 1)))
   np.testing.assert_array_equal(pooled[0, 1, 1], negative[0, 1:4, 1:4].max(axis=(0, 1)))
+
+
+@pytest.mark.parametrize(
+  ('shape', 'window', 'stride', 'padding'),
+  [((2, 9, 7, 3), 3, 2, 1), ((1, 8, 8, 4), 2, 2, 0), ((1, 6, 10, 2), 3, 1, 1)],
+)
+def test_max_pool_inference_form_equals_reduce_window_in_value_and_gradient(
+  shape, window, stride, padding
+):
+  x = jnp.asarray(_random(shape))
+  pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+
+  def reference(x):
+    dims, strides = (1, window, window, 1), (1, stride, stride, 1)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads)
+
+  def pool(x):
+    return ops.max_pool(x, window=window, stride=stride, padding=padding)
+
+  def inference_pool(x):
+    with ops.inference_forms():
+      return pool(x)
+
+  trained = str(jax.make_jaxpr(pool)(x))
+  inferred = str(jax.make_jaxpr(inference_pool)(x))
+  assert 'reduce_window_max' in trained and 'reduce_window' not in inferred
+  np.testing.assert_array_equal(inference_pool(x), reference(x))
+  np.testing.assert_array_equal(pool(x), reference(x))
+  # Distinct values: no ties, so both route each gradient to the same cell.
+  np.testing.assert_array_equal(
+    jax.grad(lambda x: (inference_pool(x) ** 2).sum())(x),
+    jax.grad(lambda x: (reference(x) ** 2).sum())(x),
+  )
 
 
 def test_coordinate_grid_is_fomms():
