@@ -133,3 +133,29 @@ def test_trained_workdir_is_timed_and_only_read(tmp_path):
   assert row['runtimes'] == {} and row['jax_over_best_runtime'] is None  # --no_runtimes
   assert results['records'][0]['figure1'] == []
   assert sorted(p.name for p in out.iterdir()) == ['ablations.md', 'results.json', 'table3.md']
+
+
+def _goal_run(ratio, gflops, peak=100.0):
+  models = [
+    {'model': 'edgesegnet', 'jax_over_best_runtime': ratio, 'jax_gflops_per_s': gflops,
+     'mult_adds_m': 120.3},
+    {'model': 'squeeze_encdec', 'jax_over_best_runtime': None, 'jax_gflops_per_s': 10.0,
+     'mult_adds_m': 31.3},
+  ]  # fmt: skip
+  return {'records': [{'threads': 1, 'peak_gflops': peak, 'models': models}]}
+
+
+def test_goals_give_ranges_and_counts_over_runs(tmp_path):
+  from bench import goals
+
+  runs = [_goal_run(0.9, 60.0), _goal_run(1.2, 40.0), _goal_run(0.95, 55.0)]
+  lines = goals.table(runs).splitlines()
+  assert lines[2] == '| edgesegnet | 1 | 0.90-1.20 | 2 of 3 | 40%-60% | 2 of 3 |'
+  # No runtime timed: no ratio; under 50 M mult-adds: no peak goal.
+  assert lines[3] == '| squeeze_encdec | 1 | - | - | 10% | - |'
+  (tmp_path / 'results.json').write_text(json.dumps(runs[0]))
+  result = commands.run('-m', 'tools.benchmark_goals', f'--runs={tmp_path},{tmp_path}')
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert '| edgesegnet | 1 | 0.90 | 2 of 2 | 60% | 2 of 2 |' in result.stdout
+  missing = commands.run('-m', 'tools.benchmark_goals', f'--runs={tmp_path / "missing"}')
+  assert _last_error_line(missing).startswith('error: cannot read ')
