@@ -8,8 +8,8 @@ PyTorch: the twin with the same weights, eval mode, inference_mode, the
 better of NCHW and channels_last. ONNX Runtime and LiteRT: the twin exported
 with the same weights (`bench.runtimes`). Outputs are compared before timing,
 and all are timed in alternating blocks so that their ratios come from the
-same minutes. Import this module only after pinning the
-process's cores (`bench.worker`).
+same minutes. Import this module only after pinning the process's cores
+(`bench.worker`).
 """
 
 from __future__ import annotations

@@ -108,7 +108,6 @@ def ablation_table(records: Records) -> str:
         'after_s': m['jax']['median_s'],
       }
       for m in record['models']
-      if 'jax_unhoisted' in m
     ]
     for row in record.get('ablations', []) + whole_models:
       lines.append(

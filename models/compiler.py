@@ -53,7 +53,6 @@ class InferenceFunction:
     *,
     outputs: tuple[str, ...] = ('kp', 'jacobian'),
     xla_defaults: bool = False,
-    options: dict[str, Any] | None = None,
     hoist: bool = True,
   ):
     """Compiles `model` for float32 images of `input_shape`.
@@ -64,7 +63,6 @@ class InferenceFunction:
       outputs: which of the model's outputs to return.
       xla_defaults: compile with XLA's default options instead of ours (for
         measuring what they buy).
-      options: XLA compiler options to use instead of ours.
       hoist: do the weight-only work once, at construction (False: in every
         call, as training does; for measuring what hoisting buys).
     """
@@ -90,9 +88,8 @@ class InferenceFunction:
       forward = lambda weights, images: apply(*weights, images)  # noqa: E731
     else:
       self.weights = leaves
-    if options is None and not xla_defaults:
-      options = compiler_options()
-    self.compiled = jax.jit(forward, compiler_options=options).lower(self.weights, images).compile()
+    compile_fn = jax.jit if xla_defaults else jit
+    self.compiled = compile_fn(forward).lower(self.weights, images).compile()
 
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
     if tuple(images.shape) != self.input_shape:

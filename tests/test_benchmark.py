@@ -159,3 +159,6 @@ def test_goals_give_ranges_and_counts_over_runs(tmp_path):
   assert '| edgesegnet | 1 | 0.90 | 2 of 2 | 60% | 2 of 2 |' in result.stdout
   missing = commands.run('-m', 'tools.benchmark_goals', f'--runs={tmp_path / "missing"}')
   assert _last_error_line(missing).startswith('error: cannot read ')
+  (tmp_path / 'other.json').write_text(json.dumps({'records': [{'threads': 1}]}))
+  other = commands.run('-m', 'tools.benchmark_goals', f'--runs={tmp_path / "other.json"}')
+  assert 'is not a results.json of this benchmark.py' in _last_error_line(other)

@@ -23,18 +23,16 @@ _RUNS = flags.DEFINE_list('runs', None, 'benchmark output folders (or results.js
 
 
 def _load(path: str) -> dict:
+  """One run's results.json, checked by reading it as `bench.goals` will."""
   file = os.path.join(path, 'results.json') if os.path.isdir(path) else path
   try:
     with open(file) as f:
       run = json.load(f)
-    run['records'][0]['models'][0]['jax_over_best_runtime']
+    goals.rows([run])
   except OSError as error:
     sys.exit(f'error: cannot read {file}: {error.strerror}; pass benchmark.py --out folders.')
-  except (ValueError, KeyError, IndexError, TypeError):
-    sys.exit(
-      f'error: {file} is not a benchmark.py results.json with ONNX Runtime and LiteRT timed; '
-      'rerun benchmark.py without --no_runtimes.'
-    )
+  except (ValueError, KeyError, TypeError, ZeroDivisionError):
+    sys.exit(f'error: {file} is not a results.json of this benchmark.py; rerun benchmark.py.')
   return run
 
 
