@@ -4,7 +4,9 @@ One run of `benchmark.py` on a shared VM is not a finding (a 2-thread JAX
 call's 90th percentile is often twice its median), so the goals are read
 over several runs' results.json: per model and thread count, JAX's time over
 the better of ONNX Runtime and LiteRT, and JAX's share of the matmul peak
-for models above 50 M mult-adds.
+for models above 50 M mult-adds. And, for the two-core rows, whether JAX
+kept on one of the two cores would beat the runtimes using both: a per-model
+choice of thread count is a lead the issue names.
 """
 
 from __future__ import annotations
@@ -61,4 +63,36 @@ def table(runs: list[dict[str, Any]]) -> str:
     shares = _range([100 * s for s in row['shares']], '{:.0f}%')
     peak = f'{sum(s >= PEAK_GOAL for s in row["shares"])} of {count}' if row['peak_goal'] else '-'
     lines.append(f'| {row["model"]} | {row["threads"]} | {ratio} | {faster} | {shares} | {peak} |')
+  return '\n'.join(lines)
+
+
+def one_thread_ratios(run: dict[str, Any]) -> dict[str, float]:
+  """Per model: JAX's 1-thread median over the best runtime's 2-thread median, in one run."""
+  by_threads = {record['threads']: record['models'] for record in run['records']}
+  if 1 not in by_threads or 2 not in by_threads:
+    return {}
+  one = {m['model']: m['jax']['median_s'] for m in by_threads[1]}
+  out = {}
+  for m in by_threads[2]:
+    best = [t['median_s'] for t in m.get('runtimes', {}).values()]
+    if best and m['model'] in one:
+      out[m['model']] = one[m['model']] / min(best)
+  return out
+
+
+def one_thread_table(runs: list[dict[str, Any]]) -> str:
+  """Markdown: JAX on one core against the runtimes on two, as a range over the runs."""
+  per_run = [one_thread_ratios(run) for run in runs]
+  names = sorted(set.intersection(*(set(r) for r in per_run))) if per_run else []
+  if not names:
+    return ''
+  lines = [
+    f'| model | JAX on 1 core / best runtime on 2 ({len(runs)} runs) | faster in |',
+    '|---|---:|---:|',
+  ]
+  for name in names:
+    ratios = [r[name] for r in per_run]
+    lines.append(
+      f'| {name} | {_range(ratios, "{:.2f}")} | {sum(r < 1 for r in ratios)} of {len(runs)} |'
+    )
   return '\n'.join(lines)

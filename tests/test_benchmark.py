@@ -162,3 +162,26 @@ def test_goals_give_ranges_and_counts_over_runs(tmp_path):
   (tmp_path / 'other.json').write_text(json.dumps({'records': [{'threads': 1}]}))
   other = commands.run('-m', 'tools.benchmark_goals', f'--runs={tmp_path / "other.json"}')
   assert 'is not a results.json of this benchmark.py' in _last_error_line(other)
+
+
+def _threads_run(jax_one, runtime_two):
+  def model(jax_s, runtimes):
+    return {'model': 'l3unet', 'jax': {'median_s': jax_s}, 'runtimes': runtimes}
+
+  two = model(0.001, {'onnxruntime': {'median_s': runtime_two}, 'litert': {'median_s': 0.5}})
+  return {
+    'records': [
+      {'threads': 1, 'models': [model(jax_one, {})]},
+      {'threads': 2, 'models': [two]},
+    ]
+  }
+
+
+def test_goals_set_jax_on_one_core_beside_runtimes_on_two():
+  from bench import goals
+
+  runs = [_threads_run(0.002, 0.004), _threads_run(0.003, 0.002)]
+  assert goals.one_thread_ratios(runs[0]) == {'l3unet': 0.5}
+  lines = goals.one_thread_table(runs).splitlines()
+  assert lines[2] == '| l3unet | 0.50-1.50 | 1 of 2 |'
+  assert goals.one_thread_table([{'records': [{'threads': 1, 'models': []}]}]) == ''

@@ -5,7 +5,9 @@
 
 Prints, per model and thread count, JAX's time over the better of ONNX
 Runtime and LiteRT and JAX's share of the matmul peak, each as its range
-over the runs, and in how many runs each goal was met (`bench.goals`).
+over the runs, and in how many runs each goal was met (`bench.goals`); then,
+where the runs timed 1 and 2 threads, JAX on one core against the runtimes
+on two.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def main(argv: list[str]) -> None:
   cli.no_positional(argv)
   if not _RUNS.value:
     sys.exit('error: --runs is required: comma-separated benchmark.py --out folders.')
-  print(goals.table([_load(path) for path in _RUNS.value]))
+  runs = [_load(path) for path in _RUNS.value]
+  print(goals.table(runs))
+  one_thread = goals.one_thread_table(runs)
+  if one_thread:
+    print('\nGiven two cores, JAX could run on one of them:\n')
+    print(one_thread)
 
 
 if __name__ == '__main__':

@@ -127,12 +127,16 @@ def _dequantize(value: np.ndarray, quantization: tuple[float, int]) -> np.ndarra
 class OnnxRuntime:
   """A .onnx file in an ONNX Runtime CPU session: every graph optimisation, `threads` threads."""
 
-  def __init__(self, path: str, threads: int | None = None):
+  def __init__(self, path: str, threads: int | None = None, *, profile: str | None = None):
+    """`profile`: a file prefix for ONNX Runtime's per-node profile (`end_profiling`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if profile:
+      options.enable_profiling = True
+      options.profile_file_prefix = profile
     if threads:
       options.intra_op_num_threads = threads
       options.inter_op_num_threads = 1
@@ -141,6 +145,10 @@ class OnnxRuntime:
   def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
     values = self.session.run(list(OUTPUTS), {INPUT: np.asarray(image, np.float32)})
     return dict(zip(OUTPUTS, values, strict=True))
+
+  def end_profiling(self) -> str:
+    """Stops profiling; the path of the JSON trace written so far."""
+    return self.session.end_profiling()
 
 
 def load_runtime(path: str, threads: int | None = None) -> LiteRTRuntime | OnnxRuntime:
