@@ -42,7 +42,6 @@ class Breakdown:
   wall_us: float
   kinds: dict[str, tuple[float, float]]
   families: dict[str, tuple[float, float]]  # kernel family (`dot`, `Conv`) -> the same
-  threads_used: int
 
   @property
   def kernels(self) -> float:
@@ -61,7 +60,7 @@ def xla_family(name: str) -> str:
 
 def xla_kind(name: str) -> str:
   """The kind of an XLA:CPU kernel from its thunk name (`conv_general_dilated.40`, `dot.3`, ...)."""
-  if name.startswith(('conv', 'dot', 'ynn_fusion')):
+  if name.startswith(('conv_general', 'convolution', 'dot', 'ynn_fusion')):
     return 'conv & matmul'
   if 'concatenate' in name:
     return 'concatenate'
@@ -90,15 +89,12 @@ def _per_call(pairs: list[tuple[str, float]], calls: int) -> dict[str, tuple[flo
   return {key: (count[key] / calls, total[key] / calls) for key, _ in total.most_common()}
 
 
-def _breakdown(
-  events: list[tuple[str, str, str, float]], walls: list[float], calls: int
-) -> Breakdown:
-  """From (thread, kind, family, microseconds) kernel events and per-call wall times."""
+def _breakdown(events: list[tuple[str, str, float]], walls: list[float], calls: int) -> Breakdown:
+  """From (kind, family, microseconds) kernel events and per-call wall times."""
   return Breakdown(
     wall_us=float(np.mean(walls)) if walls else 0.0,
-    kinds=_per_call([(kind, us) for _, kind, _, us in events], calls),
-    families=_per_call([(family, us) for _, _, family, us in events], calls),
-    threads_used=len({thread for thread, *_ in events}),
+    kinds=_per_call([(kind, us) for kind, _, us in events], calls),
+    families=_per_call([(family, us) for _, family, us in events], calls),
   )
 
 
@@ -119,7 +115,7 @@ def profile_xla(call: Callable[[], object], calls: int) -> Breakdown:
     (path,) = glob.glob(f'{folder}/**/*.xplane.pb', recursive=True)
     data = jax.profiler.ProfileData.from_file(path)
     events = [
-      (line.name, xla_kind(event.name), xla_family(event.name), event.duration_ns / 1e3)
+      (xla_kind(event.name), xla_family(event.name), event.duration_ns / 1e3)
       for plane in data.planes
       for line in plane.lines
       if 'XLA' in line.name  # not the python, host or profiler lines
@@ -139,7 +135,7 @@ def ort_breakdown(trace_path: str, calls: int) -> Breakdown:
     raise ValueError(f'{trace_path}: {len(runs)} runs profiled, expected at least {calls}.')
   start = runs[-calls]['ts']  # warm-up runs come first
   events = [
-    (event['tid'], ort_kind(op), op, float(event['dur']))
+    (ort_kind(op), op, float(event['dur']))
     for event in trace
     if event.get('cat') == 'Node'
     and event['ts'] >= start

@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
   for name, breakdown in (('XLA', xla), ('ORT', ort)):
     outside = breakdown.wall_us - breakdown.busy_us
     print(
-      f'{name}: {breakdown.kernels:.0f} kernels per call on {breakdown.threads_used} thread(s); '
+      f'{name}: {breakdown.kernels:.0f} kernels per call; '
       f'wall {breakdown.wall_us:.0f} us, kernels {breakdown.busy_us:.0f} us '
       f'({outside / max(breakdown.kernels, 1):+.1f} us per kernel outside kernels); slowest:'
     )
