@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -207,9 +208,13 @@ def curves_picture(found: dict[str, list[tuple[int, float]]], path: str) -> None
   import matplotlib.pyplot as plt
 
   figure, axis = plt.subplots(figsize=(7, 4.2))
+  colours: dict[str, str] = {}  # one colour per student and loss; its seeds share it
   for run, curve in found.items():
+    group = re.sub(r'_seed\d+$', '', run)
+    label = None if group in colours else f'{group} (each seed)'
+    colour = colours.setdefault(group, f'C{len(colours) % 10}')
     steps, distances = zip(*curve, strict=True)
-    axis.plot(steps, distances, marker='o', label=run)
+    axis.plot(steps, distances, marker='o', markersize=3, color=colour, label=label, alpha=0.8)
   axis.set_xlabel('step (batch 16)')
   axis.set_ylabel('val distance to the teacher')
   axis.set_yscale('log')
