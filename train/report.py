@@ -138,6 +138,7 @@ def pareto(students: list[dict], latency_ms: dict[str, float], path: str, note: 
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+  from matplotlib import ticker
 
   figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
   for (model, loss), runs in group(students).items():
@@ -153,9 +154,12 @@ def pareto(students: list[dict], latency_ms: dict[str, float], path: str, note: 
   axes[0].set_xlabel('JAX latency, batch 1, 1 thread (ms)')
   axes[1].set_xlabel('parameters')
   axes[1].set_xscale('log')
+  axes[1].xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f'{v / 1e6:g} M'))
+  axes[1].xaxis.set_minor_formatter(ticker.NullFormatter())  # unlabelled minor ticks
   for axis in axes:
     axis.set_ylabel('val distance to the teacher')
     axis.grid(alpha=0.3)
+    axis.margins(x=0.2, y=0.12)  # room for the labels
   figure.suptitle(
     f'Students distilled with L1: mean +- std over seeds (count in brackets). {note}', fontsize=9
   )
