@@ -32,6 +32,7 @@ _CLAIMS = (
   ('edgesegnet', 'squeeze_unet'),
   ('edgesegnet', 'l3unet'),
   ('l3unet', 'squeeze_unet'),
+  ('l3unet', 'squeeze_encdec'),
   ('squeeze_encdec', 'squeeze_unet'),
 )
 
