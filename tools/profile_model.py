@@ -71,15 +71,18 @@ def main(argv: list[str]) -> None:
     call()
   xla = profiles.profile_xla(call, _CALLS.value)
 
+  deployable = graph.deployable(model, _MODEL.value, options)
   with tempfile.TemporaryDirectory() as folder:
-    path = os.path.join(folder, f'{_MODEL.value}.onnx')
-    formats.convert(graph.deployable(model, _MODEL.value, options), images, 'onnx', path)
-    session = formats.OnnxRuntime(path, _THREADS.value, profile=os.path.join(folder, 'ort'))
+    onnx, tflite = (os.path.join(folder, f'{_MODEL.value}.{fmt}') for fmt in ('onnx', 'tflite'))
+    try:
+      formats.convert(deployable, images, 'onnx', onnx)
+      formats.convert(deployable, images, 'tflite', tflite)
+    except formats.ExportError as error:
+      sys.exit(f'error: {_MODEL.value}: {error}')
+    session = formats.OnnxRuntime(onnx, _THREADS.value, profile=os.path.join(folder, 'ort'))
     for _ in range(_WARMUP + _CALLS.value):
       session(images)
     ort = profiles.ort_breakdown(session.end_profiling(), _CALLS.value)
-    tflite = os.path.join(folder, f'{_MODEL.value}.tflite')
-    formats.convert(graph.deployable(model, _MODEL.value, options), images, 'tflite', tflite)
     litert = profiles.litert_operators(tflite)
 
   print(profiles.table({'XLA': xla, 'ORT': ort}))

@@ -66,7 +66,7 @@ def _study(folder: str) -> None:
     note = f'Latency from {_BENCHMARK.value}.'
   picture = os.path.join(folder, 'pareto.png')
   report.pareto(students, latency, picture, note)
-  report.curves_picture(found, os.path.join(folder, 'curves.png'))
+  report.curves_picture(found, students, os.path.join(folder, 'curves.png'))
   print(f'wrote {folder}/tables.md, {picture} and curves.png')
 
 

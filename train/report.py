@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -204,21 +203,24 @@ def convergence_table(found: dict[str, list[tuple[int, float]]]) -> str:
   return '\n'.join(lines)
 
 
-def curves_picture(found: dict[str, list[tuple[int, float]]], path: str) -> None:
-  """Val distance against step for every run (the learning curves behind the schedule)."""
+def curves_picture(
+  found: dict[str, list[tuple[int, float]]], students: list[dict], path: str
+) -> None:
+  """Val distance against step for every run, one colour per (student, loss) for all its seeds."""
   import matplotlib
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
   figure, axis = plt.subplots(figsize=(7, 4.2))
-  colours: dict[str, str] = {}  # one colour per student and loss; its seeds share it
-  for run, curve in found.items():
-    group = re.sub(r'_seed\d+$', '', run)
-    label = None if group in colours else f'{group} (each seed)'
-    colour = colours.setdefault(group, f'C{len(colours) % 10}')
-    steps, distances = zip(*curve, strict=True)
-    axis.plot(steps, distances, marker='o', markersize=3, color=colour, label=label, alpha=0.8)
+  for index, ((model, loss), runs) in enumerate(group(students).items()):
+    label = f'{model}, {loss} (each seed)'
+    for record in runs:
+      if not found.get(record['run']):
+        continue
+      steps, distances = zip(*found[record['run']], strict=True)
+      axis.plot(steps, distances, marker='o', markersize=3, color=f'C{index % 10}', label=label)
+      label = None  # one legend entry per (student, loss)
   axis.set_xlabel('step (batch 16)')
   axis.set_ylabel('val distance to the teacher')
   axis.set_yscale('log')
