@@ -92,6 +92,11 @@ def test_comparisons_follow_welchs_t_test():
     assert ('decided' if p_value < 0.05 else 'within the spread') in line, (line, p_value)
   assert 'within the spread' in report.compare(students, 'edgesegnet', 'l3unet')
   assert 'decided' in report.compare(students, 'edgesegnet', 'squeeze_unet')
+  # (student, loss) pairs compare losses of one student: series Part 7's L1 against L2.
+  students += [{'model': 'edgesegnet', 'loss': 'L2', 'val_distance': v} for v in b]
+  line = report.compare(students, ('edgesegnet', 'L1'), ('edgesegnet', 'L2'))
+  assert line.startswith('edgesegnet L1 vs edgesegnet L2: -0.0050,') and 'decided' in line
+  assert 'not both run' in report.compare(students, ('edgesegnet', 'L1'), ('edgesegnet', 'L3'))
 
 
 def test_report_on_a_damaged_summary_is_one_line(tmp_path):

@@ -27,13 +27,16 @@ _BENCHMARK = flags.DEFINE_string(
   'benchmark', 'benchmarks/results.json', 'benchmark.py results.json for the latency axis'
 )
 
-# The article's claims, as pairs of students compared on val distance.
+# The article's claims, compared on val distance: students (their L1 runs) or (student, loss).
 _CLAIMS = (
   ('edgesegnet', 'squeeze_unet'),
   ('edgesegnet', 'l3unet'),
   ('l3unet', 'squeeze_unet'),
   ('l3unet', 'squeeze_encdec'),
   ('squeeze_encdec', 'squeeze_unet'),
+  (('edgesegnet', 'L1'), ('edgesegnet', 'L2')),  # series Part 7: L1 beats L2 and L3
+  (('edgesegnet', 'L1'), ('edgesegnet', 'L3')),
+  (('edgesegnet', 'L2'), ('edgesegnet', 'L3')),
 )
 
 

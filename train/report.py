@@ -103,22 +103,32 @@ def loss_table(students: list[dict], model: str = 'edgesegnet') -> str:
   return '\n'.join(lines)
 
 
-def compare(students: list[dict], first: str, second: str, column: str = 'val_distance') -> str:
-  """One line: the L1 difference first - second, its standard error, Welch's p, decided or not."""
+Arm = str | tuple[str, str]  # a student (loss L1), or a (student, loss) pair
+
+
+def _arm(arm: Arm) -> tuple[tuple[str, str], str]:
+  """(group key, label): a bare student name means its L1 runs."""
+  model, loss = (arm, 'L1') if isinstance(arm, str) else arm
+  return (model, loss), model if isinstance(arm, str) else f'{model} {loss}'
+
+
+def compare(students: list[dict], first: Arm, second: Arm, column: str = 'val_distance') -> str:
+  """One line: the difference first - second, its standard error, Welch's p, decided or not."""
   runs = group(students)
-  if (first, 'L1') not in runs or (second, 'L1') not in runs:
-    return f'{first} vs {second}: not both run'
-  m1, s1, n1 = stats([r[column] for r in runs[first, 'L1']])
-  m2, s2, n2 = stats([r[column] for r in runs[second, 'L1']])
+  (key1, label1), (key2, label2) = _arm(first), _arm(second)
+  if key1 not in runs or key2 not in runs:
+    return f'{label1} vs {label2}: not both run'
+  m1, s1, n1 = stats([r[column] for r in runs[key1]])
+  m2, s2, n2 = stats([r[column] for r in runs[key2]])
   if n1 < 2 or n2 < 2:
-    return f'{first} vs {second}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
+    return f'{label1} vs {label2}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
   error = math.sqrt(s1**2 / n1 + s2**2 / n2)
   test = scipy.stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
   # No spread on either side (a nan p-value): any difference is decided.
   decided = test.pvalue < 0.05 if error > 0 else m1 != m2
   verdict = 'decided' if decided else 'within the spread'
   return (
-    f'{first} vs {second}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch p '
+    f'{label1} vs {label2}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch p '
     f'{test.pvalue:.3f} ({column}; {verdict})'
   )
 
