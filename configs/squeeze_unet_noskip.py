@@ -3,7 +3,7 @@
 Command:
   python main.py --config=configs/squeeze_unet_noskip.py
 Variants: `:smoke` (tests), `:study` (the study's schedule and teacher; `python -m
-tools.study` runs it with 3 seeds and, for EdgeSegNet, losses L2 and L3), `:paper` (the
+tools.study` runs it with loss L1 and 1 seed), `:paper` (the
 article's schedule). Measured results: docs/results.md (from docs/study/summary.json).
 """
 
