@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from train import checkpoints, evaluate, results
 from train.experiment import Experiment
+from train.progress import StepProgress
 from train.step import TrainState
 
 
@@ -105,13 +106,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start, last = int(state.step), config.num_steps
   rate = _Rate(config.batch_size)
   val_metrics = shown = None
-  progress = tqdm(
-    total=last,
-    initial=start,
-    desc=experiment.spec.name,
-    unit='step',
-    dynamic_ncols=True,
-    disable=jax.process_index() != 0,
+  progress = StepProgress(
+    total=last, initial=start, desc=experiment.spec.name, disable=jax.process_index() != 0
   )
   for step in range(start + 1, last + 1):
     batch = experiment.put(next(experiment.train_iter), whole=False)
@@ -119,15 +115,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     rate.steps += 1
     evaluated = _due(step, config.eval_every, last)
     saved = _due(step, config.checkpoint_every, last)
-    if _due(step, config.log_every, last) or saved:
-      _log_train(log, progress, step, metrics, rate.read())
+    logged = _due(step, config.log_every, last) or saved
+    if logged:
+      _log_train(log, progress, step, metrics, rate)
     if evaluated:
       state = experiment.with_precise_bn(state)  # eval and checkpoints get precise statistics
       val_metrics, shown = _log_validation(log, experiment, state, step)
       rate.restart()  # images/s measures training, not evaluation
     if saved:
       _save(experiment, state, step, val_metrics['loss'] if evaluated else None)
-    progress.update(1)
+    if evaluated:  # the bar's time now includes the evaluation's
+      progress.reached(step)
   progress.close()
 
   if val_metrics is None:  # resumed at the very end: evaluate what was restored
@@ -139,17 +137,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return outcome
 
 
-def _log_train(log: MetricsLog, progress: tqdm, step: int, metrics: dict, rate: float) -> None:
+def _log_train(
+  log: MetricsLog, progress: StepProgress, step: int, metrics: dict, rate: _Rate
+) -> None:
   """Logs the step's loss terms; stops on a non-finite loss before anything is saved."""
-  values = evaluate.scalars(metrics)
+  values = evaluate.scalars(metrics)  # waits for the step: the rate is read after it
+  images_per_s = rate.read()
   if not all(math.isfinite(v) for v in values.values()):
     progress.close()
     raise TrainingError(
       f'non-finite training loss at step {step} ({values}); nothing was saved after the '
       'last checkpoint. Lower optim.lr or set optim.clip_norm, then rerun to resume.'
     )
-  log.write({'step': step, 'split': 'train', **values, 'images_per_s': rate})
-  progress.set_postfix(loss=f'{values["loss"]:.4g}', img_s=f'{rate:.0f}')
+  log.write({'step': step, 'split': 'train', **values, 'images_per_s': images_per_s})
+  progress.reached(step, loss=f'{values["loss"]:.4g}', img_s=f'{images_per_s:.0f}')
 
 
 def _log_validation(log: MetricsLog, experiment: Experiment, state: TrainState, step: int):
