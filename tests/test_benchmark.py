@@ -31,6 +31,46 @@ def _listing(folder: pathlib.Path) -> dict[str, tuple[int, int]]:
   return listing
 
 
+def test_one_thread_count_is_measured_in_process_and_tabled(tmp_path):
+  """The worker's measurement (what each benchmark.py subprocess runs) on one small model,
+  every framework on the same weights, outputs compared before timing; the tables."""
+  from flax import nnx
+
+  import models
+  from bench import tables, worker
+  from train.checkpoints import save_model
+
+  workdir = tmp_path / 'workdir'  # trained weights, as --checkpoint gives them
+  model = models.create_model('l3unet', rngs=nnx.Rngs(1))
+  save_model(workdir / 'checkpoints', model, name='l3unet', options=models.model_config('l3unet'))
+  before = _listing(workdir)
+  threads = len(os.sched_getaffinity(0))  # pins this process to the cores it already has
+  record = worker.measure(
+    threads,
+    names=['l3unet'],
+    batch=1,
+    runs=2,
+    checkpoint=str(workdir),
+    skip_figure1=True,
+    exported_dir=str(tmp_path),
+    runtimes=('onnxruntime', 'litert'),
+  )
+  assert _listing(workdir) == before  # nothing written into the training workdir
+  assert record['threads'] == threads and record['peak_gflops'] > 0
+  row = record['models'][0]
+  assert row['model'] == 'l3unet' and row['params'] == 162_311
+  assert row['max_kp_difference'] < 1e-3
+  assert not row['runtimes_failed'], row['runtimes_failed']
+  assert set(row['runtimes']) == {'onnxruntime', 'litert'}, row['runtimes']
+  assert max(row['runtimes_max_kp_difference'].values()) < 1e-3
+  best = min(r['median_s'] for r in row['runtimes'].values())
+  assert row['jax_over_best_runtime'] == pytest.approx(row['jax']['median_s'] / best)
+  table = tables.table3([record])
+  assert '| l3unet | ' in table and '7.9 |' in table  # the article's runtime beside ours
+  json.dumps(record)  # what the worker prints
+
+
+@pytest.mark.slow
 def test_quick_benchmark_writes_tables_plot_and_json(tmp_path):
   from bench.models import FIGURE1_SIZES
 
@@ -76,6 +116,13 @@ def test_ablation_rows_are_data_with_the_documented_names():
   assert all(callable(row.before_fn) and callable(row.after_fn) for row in rows)
 
 
+def test_an_unknown_model_is_one_line(tmp_path):
+  assert _last_error_line(_benchmark('--models=resnet', f'--out={tmp_path}')).startswith(
+    'error: unknown model(s) resnet; valid: '
+  )
+
+
+@pytest.mark.slow
 def test_bad_arguments_fail_clearly(tmp_path):
   assert _last_error_line(_benchmark('--models=resnet', f'--out={tmp_path}')).startswith(
     'error: unknown model(s) resnet; valid: '
@@ -95,6 +142,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
   assert 'threads_worker' not in _benchmark('--help').stdout  # internal
 
 
+@pytest.mark.slow
 def test_trained_workdir_is_timed_and_only_read(tmp_path):
   from flax import nnx
 

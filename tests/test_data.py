@@ -146,6 +146,29 @@ def test_iterator_state_restores_the_same_batches(tmp_path):
       np.testing.assert_array_equal(got[key], want[key])
 
 
+def test_the_processes_rows_make_the_global_batch(tmp_path):
+  """Multi-process data parallelism reads, per process, its rows of the same global batch."""
+  config = _config(tmp_path)
+  builder = pipeline.prepare(config)
+
+  def batches(shard):
+    iterator = pipeline.make_iterator(
+      config, 'train', batch_size=4, model_size=64, train=True, builder=builder, shard=shard
+    )
+    return [next(iterator) for _ in range(2)]
+
+  whole = batches((0, 1))
+  parts = [batches((k, 2)) for k in (0, 1)]
+  for step, batch in enumerate(whole):
+    assert [len(part[step]['image']) for part in parts] == [2, 2]
+    for key, value in batch.items():
+      np.testing.assert_array_equal(np.concatenate([p[step][key] for p in parts]), value)
+  with pytest.raises(ValueError, match='must be divisible by the 3 processes'):
+    pipeline.make_iterator(
+      config, 'train', batch_size=4, model_size=64, train=True, builder=builder, shard=(0, 3)
+    )
+
+
 def test_eval_iterator_is_one_ordered_pass_without_augmentation(tmp_path):
   config = _config(tmp_path)
   builder = pipeline.prepare(config)

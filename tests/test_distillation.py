@@ -18,7 +18,11 @@ from train import evaluate, loop, study
 from train.experiment import Experiment
 
 
-@pytest.mark.parametrize('loss', ['L1', 'L2', 'L3'])
+# L3 has every loss term (keypoints, jacobians, heatmaps, attention): the fast tier's.
+@pytest.mark.parametrize(
+  'loss',
+  [pytest.param('L1', marks=pytest.mark.slow), pytest.param('L2', marks=pytest.mark.slow), 'L3'],
+)
 def test_a_short_run_moves_the_student_toward_its_teacher(shared, tmp_path, loss):
   config = smoke_config('edgeseg', shared, num_steps=30, eval_every=30, checkpoint_every=30)
   config.loss.update(study.LOSSES[loss])

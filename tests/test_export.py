@@ -1,9 +1,10 @@
 """Export to LiteRT and ONNX: every model in both formats, int8 from a trained run, the
 sidecar, and bad input.
 
-Every model is exported once per format (module fixture, library calls, random
-weights as `--model` gives them); the tests read those files back with their
-runtimes on images the export never saw.
+Models are exported once per format (module fixtures, library calls, random
+weights as `--model` gives them): one per op family at narrow widths in the
+fast tier, every model at full width in the slow one; the tests read those
+files back with their runtimes on images the export never saw.
 """
 
 import json
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from narrow import NARROW, model_at, options_at
 
 import models
 from models import compiler
@@ -28,13 +30,19 @@ def _export_cli(*args):
   return commands.run('-m', 'tools.export', *args, timeout=600)
 
 
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-  """{(name, fmt): (path, sidecar)} for every model, plus Flax outputs on a held-out image."""
-  folder = tmp_path_factory.mktemp('exported')
+# The fast tier exports one model of each op family at narrow widths: EdgeSegNet (row-
+# shifted stem, bilinear upsampling, deferred head), FOMM's detector (anti-alias
+# downsampling, average pools, sub-pixel upsampling convs), the depthwise separable
+# Squeeze U-Net (fires, max pools, depthwise transposed fires, skips) and L3U-Net
+# (folding). The slow tier exports every model at its full widths.
+FAST = ('edgesegnet', 'fomm_teacher', 'squeeze_unet_dsc', 'l3unet')
+
+
+def _export_all(folder, names, width):
+  """{(name, fmt): (path, sidecar)} for `names`, plus Flax outputs on a held-out image."""
   files, held_out = {}, {}
-  for name in models.MODEL_NAMES:
-    model = models.create_model(name, rngs=nnx.Rngs(0))
+  for name in names:
+    model = model_at(name, width, nnx.Rngs(0))
     size = model.default_input_size
     inputs = export_inputs.random_inputs(size, count=2, calibration=0)
     image = np.random.default_rng(7).uniform(size=(1, size, size, 3)).astype(np.float32)
@@ -45,7 +53,7 @@ def exported(tmp_path_factory):
       sidecar = export(
         model,
         name,
-        models.default_config(name),
+        models.model_config(name, options_at(name, width)),
         fmt=fmt,
         out=path,
         images=inputs.images,
@@ -56,9 +64,19 @@ def exported(tmp_path_factory):
   return files, held_out
 
 
-@pytest.mark.parametrize('fmt', FORMATS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_every_model_exports_and_computes_what_flax_computes(exported, name, fmt):
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  """The fast tier's models, narrow, in both formats."""
+  return _export_all(tmp_path_factory.mktemp('exported'), FAST, 'narrow')
+
+
+@pytest.fixture(scope='module')
+def exported_full(tmp_path_factory):
+  """Every model at its full widths, in both formats (the slow tier)."""
+  return _export_all(tmp_path_factory.mktemp('exported_full'), models.MODEL_NAMES, 'full')
+
+
+def _assert_runtime_computes_what_flax_computes(exported, name, fmt):
   files, held_out = exported
   path, sidecar = files[name, fmt]
   assert max(sidecar['parity']['max_abs_difference_to_flax'].values()) <= 1e-4
@@ -67,6 +85,19 @@ def test_every_model_exports_and_computes_what_flax_computes(exported, name, fmt
   for key in ('kp', 'jacobian'):
     assert got[key].dtype == np.float32
     np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('name', FAST)
+def test_one_model_per_op_family_exports_and_computes_what_flax_computes(exported, name, fmt):
+  _assert_runtime_computes_what_flax_computes(exported, name, fmt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('name', models.MODEL_NAMES)
+def test_every_model_exports_and_computes_what_flax_computes(exported_full, name, fmt):
+  _assert_runtime_computes_what_flax_computes(exported_full, name, fmt)
 
 
 def test_exporting_leaves_jax_in_32_bit_mode(exported):
@@ -84,7 +115,8 @@ def test_sidecar_says_what_goes_in_and_comes_out(exported):
     assert json.load(f) == sidecar
   assert sidecar['model'] == 'edgesegnet' and sidecar['format'] == 'tflite'
   assert sidecar['precision'] == 'float32' and sidecar['size_bytes'] == os.path.getsize(path)
-  assert sidecar['options'] == json.loads(models.default_config('edgesegnet').to_json())
+  options = models.model_config('edgesegnet', NARROW['edgesegnet'])
+  assert sidecar['options'] == json.loads(options.to_json())
   assert sidecar['input'] == {
     'name': 'image',
     'shape': [1, 64, 64, 3],

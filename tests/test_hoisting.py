@@ -5,16 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from narrow import WIDTHS, model_at
 
 import models
 from models import compiler, hoisting
 from tests.test_parity import randomize
 
 
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_hoisted_inference_equals_the_unhoisted_one(name):
+def test_hoisted_inference_equals_the_unhoisted_one(name, width):
   """(The unhoisted function equals the model: tests/test_convolution.py.)"""
-  model = models.create_model(name, rngs=nnx.Rngs(0))
+  model = model_at(name, width, nnx.Rngs(0))
   randomize(model, 0)
   model.eval()
   size = max(64, model.input_divisor())

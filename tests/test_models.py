@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from narrow import WIDTHS, model_at
 
 import models
 from models import layers, ops
@@ -16,8 +17,8 @@ NUM_KP = 10
 
 
 @functools.cache
-def _model(name):
-  return models.create_model(name, rngs=nnx.Rngs(params=0, dropout=1))
+def _model(name, width='full'):
+  return model_at(name, width, nnx.Rngs(params=0, dropout=1))
 
 
 def _apply(model, x):
@@ -36,12 +37,18 @@ def _images(batch, size, seed=0):
   return jax.random.uniform(jax.random.key(seed), (batch, size, size, 3))
 
 
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_outputs_at_initialisation(name):
-  model = _model(name)
+def test_outputs_at_initialisation(name, width):
+  model = _model(name, width)
   model.eval()
   size = model.default_input_size
-  for batch in (1, 3):
+  # Batch 1 (what export and the benchmark feed) by shapes alone; values on batch 2, the
+  # shape the train-mode test compiles too.
+  single = jax.eval_shape(model, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+  assert single['kp'].shape == (1, NUM_KP, 2) and single['jacobian'].shape == (1, NUM_KP, 2, 2)
+  assert single['heatmap'].shape[:2] == (1, NUM_KP) and single['encoder_features'].shape[0] == 1
+  for batch in (2,):
     out = _apply(model, _images(batch, size))
     assert out['kp'].shape == (batch, NUM_KP, 2)
     assert out['jacobian'].shape == (batch, NUM_KP, 2, 2)
@@ -57,19 +64,37 @@ def test_outputs_at_initialisation(name):
     )
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _outputs_and_gradients(graphdef, params, rest, x):
+  """Train-mode outputs, and the gradient of every parameter for a loss on all of them."""
+
+  def loss(params):
+    # Fresh copies, as train.step does: BatchNorm updates its statistics in this trace.
+    out = nnx.merge(graphdef, *jax.tree.map(lambda a: a, (params, rest)))(x)
+    return jnp.sum(out['kp'] ** 2) + jnp.sum(out['jacobian'] ** 2), out
+
+  return jax.grad(loss, has_aux=True)(params)
+
+
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_train_mode_runs_and_differs_from_eval(name):
-  model = _model(name)
+def test_train_mode_runs_differs_from_eval_and_every_parameter_learns(name, width):
+  model = _model(name, width)
   size = model.default_input_size
   x = _images(2, size, seed=1)
   model.train()
-  trained = _apply(model, x)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  grads, trained = _outputs_and_gradients(graphdef, params, rest, x)
   model.eval()
   evaluated = _apply(model, x)
   assert np.all(np.isfinite(trained['kp']))
   assert np.all(np.isfinite(trained['heatmap']))
   # Batch statistics (and dropout where present) make train mode differ.
   assert not np.allclose(trained['heatmap'], evaluated['heatmap'])
+  # The backward pass reaches every parameter (what a training step needs of a student).
+  for path, grad in jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(grads)):
+    assert np.all(np.isfinite(grad)), path
+    assert np.any(grad != 0), jax.tree_util.keystr(path)
 
 
 def _param_count(model):

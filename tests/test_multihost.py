@@ -7,8 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from train import checkpoints
+
+# Subprocess runs (each imports JAX and compiles): the slow tier. The fast tier checks the
+# per-process batch rows in tests/test_data.py.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchinfo
 from flax import nnx
+from narrow import WIDTHS, options_at
 
 import models
 from models import summary
@@ -28,21 +29,23 @@ def randomize(model: nnx.Module, seed: int) -> None:
       node.kernel[...] = rng.normal(0, 0.05, node.kernel.shape).astype(np.float32)
     elif path and path[-1] == 'kp':
       # Peaked heatmaps, so keypoints spread over the image instead of the centre.
-      node.kernel[...] = node.kernel[...] * 30
+      node.kernel[...] = node.kernel[...] * 100
 
 
-def _flax_and_twin(name: str, seed: int = 0):
-  model = models.create_model(name, rngs=nnx.Rngs(seed))
+def _flax_and_twin(name: str, width: str, seed: int = 0):
+  options = options_at(name, width)
+  model = models.create_model(name, options, rngs=nnx.Rngs(seed))
   randomize(model, seed)
   model.eval()
-  twin = create_twin(name).eval()
+  twin = create_twin(name, options).eval()
   porting.load_into_twin(model, name, twin)
   return model, twin
 
 
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_outputs_agree_within_1e4(name):
-  model, twin = _flax_and_twin(name)
+def test_outputs_agree_within_1e4(name, width):
+  model, twin = _flax_and_twin(name, width)
   size = model.default_input_size
   images = np.random.default_rng(1).uniform(size=(2, size, size, 3)).astype(np.float32)
   graphdef, state = nnx.split(model)
@@ -64,19 +67,21 @@ def test_outputs_agree_within_1e4(name):
   assert np.abs(np.asarray(ours['kp'])).max() > 0.03
 
 
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_round_trip_torch_flax_torch_is_identical(name):
+def test_round_trip_torch_flax_torch_is_identical(name, width):
+  options = options_at(name, width)
   torch.manual_seed(0)
-  twin = create_twin(name)
+  twin = create_twin(name, options)
   with torch.no_grad():
     for module in twin.modules():
       if isinstance(module, torch.nn.BatchNorm2d):
         module.running_mean.normal_(0, 0.1)
         module.running_var.uniform_(0.5, 1.5)
   original = {k: v.clone() for k, v in twin.state_dict().items()}
-  model = models.create_model(name, rngs=nnx.Rngs(7))
+  model = models.create_model(name, options, rngs=nnx.Rngs(7))
   porting.torch_to_flax(original, model, name)
-  back = create_twin(name)
+  back = create_twin(name, options)
   porting.load_into_twin(model, name, back)
   restored = back.state_dict()
   assert set(restored) == set(original)
@@ -85,12 +90,14 @@ def test_round_trip_torch_flax_torch_is_identical(name):
       assert torch.equal(restored[key], value), key
 
 
+@pytest.mark.parametrize('width', WIDTHS)
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
-def test_torchinfo_agrees_with_our_summary(name):
-  model = models.create_model(name, rngs=nnx.Rngs(0))
+def test_torchinfo_agrees_with_our_summary(name, width):
+  options = options_at(name, width)
+  model = models.create_model(name, options, rngs=nnx.Rngs(0))
   size = model.default_input_size
   ours = summary.summarize(model, per_layer_xla=False)
-  stats = torchinfo.summary(create_twin(name), input_size=(1, 3, size, size), verbose=0)
+  stats = torchinfo.summary(create_twin(name, options), input_size=(1, 3, size, size), verbose=0)
   assert stats.total_params == ours.params
   assert stats.total_mult_adds == ours.mult_adds
   assert round(stats.total_output_bytes / 1e6, 6) == round(ours.pass_size_mb, 6)

@@ -115,6 +115,7 @@ def test_profile_command_rejects_a_bad_model():
   assert line.startswith('error: unknown --model resnet; valid:')
 
 
+@pytest.mark.slow
 def test_profile_command_sets_xla_beside_onnx_runtime():
   result = commands.run('-m', 'tools.profile_model', '--model=squeeze_encdec', '--calls=5')
   assert result.returncode == 0, result.stderr[-3000:]

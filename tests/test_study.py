@@ -2,6 +2,8 @@
 
 import json
 import os
+import pathlib
+import shutil
 
 import pytest
 from commands import run
@@ -20,6 +22,30 @@ def test_the_plan_covers_the_issue():
     study.select(['edgeseg_L9_seed0'])
 
 
+def test_status_and_summary_of_finished_partial_and_missing_runs(shared, edgeseg_run, tmp_path):
+  """The study's bookkeeping in-process, on the shared 6-step run (the command: below)."""
+  finished, partial = tmp_path / 'runs' / 'edgeseg_L1_seed0', tmp_path / 'runs' / 'edgeseg_L1_seed1'
+  shutil.copytree(edgeseg_run[0], finished)
+  shutil.copytree(edgeseg_run[0], partial)
+  os.remove(partial / 'results.json')
+  runs = study.select(['edgeseg_L1_seed0', 'edgeseg_L1_seed1', 'edgeseg_L1_seed2'])
+  assert [study.status(str(tmp_path / 'runs' / r.name)) for r in runs] == [
+    'finished',
+    'partial (step 6)',
+    'not started',
+  ]
+  path = study.write_summary(
+    runs, str(tmp_path / 'runs'), str(shared / 'teacher'), str(tmp_path / 'out')
+  )
+  records = json.loads(pathlib.Path(path).read_text())['runs']
+  assert [r['role'] for r in records] == ['teacher', 'student']
+  assert records[1]['run'] == 'edgeseg_L1_seed0' and records[1]['steps'] == 6
+  assert records[1]['val_distance'] == edgeseg_run[1]['val_distance']
+  assert records[0]['params'] > 0 and records[0]['truth_distance'] > 0
+  assert sorted(os.listdir(tmp_path / 'out' / 'runs')) == ['edgeseg_L1_seed0', 'teacher']
+
+
+@pytest.mark.slow
 def test_study_resumes_a_stopped_run_skips_finished_ones_and_writes_the_summary(shared, tmp_path):
   def study_command(runs, *extra):
     return run(

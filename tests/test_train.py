@@ -28,12 +28,14 @@ from train.experiment import Experiment
 from train.teacher import TeacherError
 
 ROOT = commands.ROOT
+# EdgeSegNet's run is shared (conftest) and runs in the fast tier; every other student's
+# 6-step run is the slow tier's (their forward and backward passes: tests/test_models.py).
 STUDENTS = (
-  'squeeze_unet',
-  'squeeze_unet_dsc',
-  'squeeze_unet_noskip',
-  'squeeze_encdec',
-  'l3unet',
+  *(
+    pytest.param(name, marks=pytest.mark.slow)
+    for name in ('squeeze_unet', 'squeeze_unet_dsc', 'squeeze_unet_noskip', 'squeeze_encdec')
+  ),
+  pytest.param('l3unet', marks=pytest.mark.slow),
   'edgeseg',
 )
 
@@ -139,6 +141,7 @@ def _overrides(shared, workdir, steps=12):
   ]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_parameters(shared, edgeseg_12, tmp_path):
   killed = tmp_path / 'killed'
   process = _main('--config=configs/edgeseg.py:smoke', *_overrides(shared, killed))
@@ -162,6 +165,26 @@ def test_killed_run_resumes_to_identical_parameters(shared, edgeseg_12, tmp_path
   assert json.loads((killed / 'eval_results.json').read_text())['step'] in (6, 12)
 
 
+def test_main_run_trains_a_missing_teacher_first_then_the_student_then_evaluates(
+  shared, tmp_path, capsys
+):
+  """In-process `main.run` (what main.py calls): the teacher's config in its workdir, then
+  the student; then --mode=eval restores the best checkpoint and evaluates it."""
+  import main
+
+  config = smoke_config('edgeseg', shared)
+  config.teacher.checkpoint = str(tmp_path / 'teacher')
+  main.run(config, str(tmp_path / 'student'), 'train')
+  out = capsys.readouterr().out
+  assert out.index('step 1 of 2') < out.index('fomm_teacher:') < out.index('step 2 of 2')
+  assert (tmp_path / 'teacher' / 'checkpoints' / '6').is_dir()
+  assert (tmp_path / 'student' / 'results.json').exists()
+  main.run(config, str(tmp_path / 'student'), 'eval')
+  assert '(best by val loss)' in capsys.readouterr().out
+  assert json.loads((tmp_path / 'student' / 'eval_results.json').read_text())['step'] in (3, 6)
+
+
+@pytest.mark.slow
 def test_main_trains_a_missing_teacher_first_then_the_student(shared, tmp_path):
   """No recursion: main.py runs the teacher's config in its workdir, then the student."""
   process = _main(
@@ -207,8 +230,12 @@ def test_bad_config_values_fail_with_one_line(shared, key, value, message):
     # train.config_checks, like every value), a group it lacks (ml_collections), a
     # value of the wrong type (absl). The values themselves: test_bad_config_values.
     ('--config.bogus=1', 'error: config: unknown field bogus; valid fields: '),
-    ('--config.nosuch.field=1', 'error: bad command-line override: '),
-    ('--config.optim.lr=abc', 'error: flag --config.optim.lr=abc: '),
+    pytest.param(
+      '--config.nosuch.field=1', 'error: bad command-line override: ', marks=pytest.mark.slow
+    ),
+    pytest.param(
+      '--config.optim.lr=abc', 'error: flag --config.optim.lr=abc: ', marks=pytest.mark.slow
+    ),
   ],
 )
 def test_cli_rejects_typos_and_bad_values_in_one_line(shared, tmp_path, flag, last_line):
@@ -224,6 +251,26 @@ def test_cli_rejects_typos_and_bad_values_in_one_line(shared, tmp_path, flag, la
   assert process.returncode != 0 and lines[-1].startswith(last_line), err
   assert 'Traceback' not in err
   assert not (tmp_path / 'checkpoints').exists()
+
+
+@pytest.mark.parametrize(
+  'flag,line',
+  [
+    ('--config.nosuch.field=1', 'error: bad command-line override: '),
+    ('--config.optim.lr=abc', 'error: flag --config.optim.lr=abc: '),
+  ],
+)
+def test_flag_parsing_turns_a_bad_group_or_type_into_one_line(flag, line, monkeypatch):
+  """In-process: main.py's flags through tools.cli's parser (one subprocess above)."""
+  import main  # noqa: F401  (defines --config)
+  from tools import cli
+
+  argv = ['main.py', '--config=configs/edgeseg.py:smoke', flag]
+  monkeypatch.setattr('sys.argv', argv)  # ml_collections finds the overrides in sys.argv
+  with pytest.raises(SystemExit) as exit_:
+    cli.parse_flags(argv)
+  message = str(exit_.value.code)
+  assert message.startswith(line) and '\n' not in message, message
 
 
 def test_a_config_file_that_cannot_be_loaded_is_one_line(tmp_path):
@@ -354,10 +401,27 @@ def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
     outliers.inspect(str(shared / 'missing'))
 
 
-def test_damaged_state_is_one_line_for_the_tools(edgeseg_run, tmp_path):
+def _damaged_copy(edgeseg_run, tmp_path):
   workdir = tmp_path / 'run'
   shutil.copytree(edgeseg_run[0], workdir)
   shutil.rmtree(workdir / 'checkpoints' / '6' / 'state')
+  return workdir
+
+
+def test_damaged_state_is_one_clear_error_for_the_tools(edgeseg_run, tmp_path):
+  from train import outliers
+
+  workdir = _damaged_copy(edgeseg_run, tmp_path)
+  with pytest.raises(CheckpointError) as error:
+    outliers.inspect(str(workdir), 6)
+  message = str(error.value)
+  assert message.startswith(f'checkpoint {workdir}/checkpoints/6/state cannot be restored')
+  assert '\n' not in message
+
+
+@pytest.mark.slow
+def test_damaged_state_is_one_line_for_the_tools(edgeseg_run, tmp_path):
+  workdir = _damaged_copy(edgeseg_run, tmp_path)
   line = commands.last_error_line(_tool('tools.outliers', f'--workdir={workdir}', '--step=6'))
   assert line.startswith(f'error: checkpoint {workdir}/checkpoints/6/state cannot be restored')
 

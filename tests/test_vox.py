@@ -25,9 +25,22 @@ def draw_vox_folder(root, *, train=('id00', 'id01', 'id02', 'id03'), test=('id10
 
 
 @pytest.fixture(scope='module')
-def vox_run(tmp_path_factory):
-  """A vox-png folder, FOMM's checkpoint format from the twin, converted, then distilled."""
+def vox_folder(tmp_path_factory):
+  """A vox-png folder and FOMM's checkpoint format from the twin, converted in-process."""
+  from torch_twins import fomm_checkpoint
+
   tmp = tmp_path_factory.mktemp('vox')
+  draw_vox_folder(tmp / 'vox-png')
+  twin = narrow_fomm_twin()
+  torch.save({'kp_detector': twin.state_dict()}, tmp / 'vox-cpk.pth.tar')
+  fomm_checkpoint.convert(str(tmp / 'vox-cpk.pth.tar'), str(tmp / 'fomm_vox'))
+  return tmp, twin
+
+
+@pytest.fixture(scope='module')
+def vox_run(tmp_path_factory):
+  """As a user runs it: tools.convert_fomm, then main.py on the vox smoke config (slow)."""
+  tmp = tmp_path_factory.mktemp('vox_run')
   draw_vox_folder(tmp / 'vox-png')
   twin = narrow_fomm_twin()
   torch.save({'kp_detector': twin.state_dict()}, tmp / 'vox-cpk.pth.tar')
@@ -57,6 +70,7 @@ def _config(tmp, **data):
   return config
 
 
+@pytest.mark.slow
 def test_distilling_fomm_on_vox_frames_writes_results(vox_run):
   tmp, _, distilled = vox_run
   results = json.loads((tmp / 'run' / 'results.json').read_text())
@@ -67,10 +81,10 @@ def test_distilling_fomm_on_vox_frames_writes_results(vox_run):
   assert 'frames train: 12 frames of 3 videos stored' in distilled.stdout
 
 
-def test_teacher_sees_what_fomm_sees(vox_run):
+def test_teacher_sees_what_fomm_sees(vox_folder):
   """The converted teacher on a stored frame, through the pipeline's anti-alias to 64x64,
   equals FOMM's twin on the same 256x256 frame (which downsamples it itself)."""
-  tmp, twin, _ = vox_run
+  tmp, twin = vox_folder
   config = _config(tmp)
   builder = pipeline.prepare(config.data)
   batch = next(
@@ -88,8 +102,8 @@ def test_teacher_sees_what_fomm_sees(vox_run):
     np.testing.assert_allclose(ours[key], theirs[key].numpy(), atol=1e-4, rtol=0, err_msg=key)
 
 
-def test_frames_are_stored_encoded_sampled_and_named_by_their_folder(vox_run, tmp_path):
-  tmp, _, _ = vox_run
+def test_frames_are_stored_encoded_sampled_and_named_by_their_folder(vox_folder, tmp_path):
+  tmp, _ = vox_folder
   config = _config(tmp)
   builder = pipeline.prepare(config.data)
   assert builder.info.metadata['videos'] == {'train': [4, 4, 4], 'validation': [4], 'test': [4]}
@@ -114,8 +128,8 @@ def dict_update(config, **values):
   return config
 
 
-def test_one_epoch_samples_every_video_num_repeats_times(vox_run):
-  tmp, _, _ = vox_run
+def test_one_epoch_samples_every_video_num_repeats_times(vox_folder):
+  tmp, _ = vox_folder
   still = {k: 0.0 for k in ('brightness', 'contrast', 'saturation', 'hue')}
   config = _config(tmp, flip=False, jitter=still)
   builder = pipeline.prepare(config.data)
@@ -126,7 +140,7 @@ def test_one_epoch_samples_every_video_num_repeats_times(vox_run):
   assert len(seen) == 6 and all(i in (0, 2, 3, 5) for i in seen)
 
 
-def test_bad_folders_are_skipped_counted_or_refused(vox_run, tmp_path):
+def test_bad_folders_are_skipped_counted_or_refused(vox_folder, tmp_path):
   root = tmp_path / 'vox-png'
   draw_vox_folder(root, count=3)
   (root / 'train' / 'empty_video').mkdir()
@@ -156,7 +170,7 @@ def test_bad_folders_are_skipped_counted_or_refused(vox_run, tmp_path):
     'main.py',
     '--config=configs/vox.py:smoke',
     f'--config.data.manual_dir={tmp_path / "no_train"}',
-    f'--config.teacher.checkpoint={vox_run[0] / "fomm_vox"}',
+    f'--config.teacher.checkpoint={vox_folder[0] / "fomm_vox"}',
     f'--config.data.data_dir={tmp_path / "d2"}',
     f'--workdir={tmp_path / "w"}',
   )
@@ -180,8 +194,8 @@ def test_bad_frames_options_fail_with_one_line(key, value, message):
     config_checks.validate(config)
 
 
-def test_teacher_and_data_must_match(vox_run, tmp_path):
-  tmp, _, _ = vox_run
+def test_teacher_and_data_must_match(vox_folder, tmp_path):
+  tmp, _ = vox_folder
   config = _config(tmp)
   config.data.name = 'synthetic_faces'
   with pytest.raises(teacher.TeacherError, match='on real video, but the data is synthetic'):
