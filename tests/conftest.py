@@ -7,22 +7,29 @@ command for its wiring); `python -m pytest -q -m slow` runs the tests marked
 subprocesses), which the fast tier deselects. pytest-xdist runs either on
 every core, a test file per worker (pyproject.toml).
 
-The smoke teacher and a 6-step EdgeSegNet run are trained once per session
-and worker (`shared`, `edgeseg_run`): training, export and evaluation tests read them.
+The smoke teacher and a 6-step EdgeSegNet run are trained once per test run
+(`shared`, `edgeseg_run`), by whichever worker asks first while the others
+wait for it: training, export and evaluation tests read them.
 
 Compile time dominates this suite on CPU, and many tests compile the same
 smoke programs (the same student, config and shapes) in-process or in a
-`python main.py` subprocess. JAX's persistent compilation cache, in one fresh
-folder per session (set through environment variables, so the commands the
-tests start and the other workers share it), compiles each distinct program
-once. It changes no result: a cache hit is the same executable. (XLA's
-`jax_disable_most_optimizations` was measured too: it halves a smoke train
-step's compile but slows the suite as a whole, the unoptimised programs
-running slower than the compile time saved.)
+`python main.py` subprocess. Two settings, both through environment
+variables so that the workers and the commands the tests start follow them:
+- JAX's persistent compilation cache, in one fresh folder per test run,
+  compiles each distinct program once. It changes no result: a cache hit is
+  the same executable.
+- The fast tier compiles with XLA's optimisations off
+  (`jax_disable_most_optimizations`): its narrow, few-step programs spend far
+  longer compiling than running (the forward, backward and train-mode tests of
+  tests/test_models.py: 106 s of CPU with them, 63 s without). The slow tier
+  keeps them, so the full-width matrices run what users run.
 """
 
+import fcntl
+import json
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -36,35 +43,70 @@ if not _WORKER:
   os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 
 
+def _fast_tier(config) -> bool:
+  return not config.getoption('markexpr')
+
+
+def pytest_configure(config):
+  if _fast_tier(config):
+    os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '1'
+    if 'jax' in sys.modules:  # a plugin imported it before this hook: set it there too
+      sys.modules['jax'].config.update('jax_disable_most_optimizations', True)
+
+
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   if not _WORKER:
     shutil.rmtree(os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 
+def _once(tmp_path_factory, name, build):
+  """`build(folder)`'s JSON-able result, built in `folder` once per test run.
+
+  Under xdist every worker has its own temporary root under one shared
+  parent; the first worker to ask builds there while the others wait on the
+  lock, then read what it left.
+  """
+  root = tmp_path_factory.getbasetemp()
+  if _WORKER:
+    root = root.parent
+  folder, done = root / name, root / f'{name}.json'
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if not done.exists():
+      done.write_text(json.dumps(build(folder)))
+  return folder, json.loads(done.read_text())
+
+
 @pytest.fixture(scope='session')
 def shared(tmp_path_factory):
-  """A tiny dataset and a smoke teacher, trained once per test session."""
-  shared = tmp_path_factory.mktemp('shared')
-  from train import loop
+  """A tiny dataset and a smoke teacher, trained once per test run."""
 
-  results = loop.train_and_evaluate(smoke_config('teacher', shared), str(shared / 'teacher'))
-  assert results['task'] == 'supervised'
-  return shared
+  def build(folder):
+    from train import loop
+
+    results = loop.train_and_evaluate(smoke_config('teacher', folder), str(folder / 'teacher'))
+    assert results['task'] == 'supervised'
+    return results
+
+  return _once(tmp_path_factory, 'shared', build)[0]
 
 
 @pytest.fixture(scope='session')
 def edgeseg_run(shared, tmp_path_factory):
-  """An EdgeSegNet smoke run (6 steps), read by several tests."""
-  workdir = tmp_path_factory.mktemp('edgeseg')
-  from train import loop
+  """An EdgeSegNet smoke run (6 steps), read by several tests: (workdir, results)."""
 
-  return workdir, loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))
+  def build(folder):
+    from train import loop
+
+    return loop.train_and_evaluate(smoke_config('edgeseg', shared), str(folder))
+
+  return _once(tmp_path_factory, 'edgeseg', build)
 
 
 def pytest_collection_modifyitems(config, items):
   """Without `-m`, the fast tier: tests marked `slow` are deselected (`-m slow` runs them)."""
-  if config.getoption('markexpr'):
+  if not _fast_tier(config):
     return
   slow = [item for item in items if item.get_closest_marker('slow')]
   if slow:
