@@ -79,7 +79,9 @@ def main(argv: list[str]) -> None:
       out = fn(x, grid).block_until_ready()
       reference = out if reference is None else reference
       assert np.allclose(out, reference, atol=1e-4), (what, name)
-      median = timing.time_fn(lambda fn=fn: fn(x, grid).block_until_ready(), _RUNS.value)
+      median = timing.time_fn(
+        lambda fn=fn, x=x, grid=grid: fn(x, grid).block_until_ready(), _RUNS.value
+      )
       print(f'  {what:34s} {name:15s} {1e3 * median["median_s"]:9.3f} ms')
 
 

@@ -1,6 +1,7 @@
-"""The model zoo: FOMM's teacher and the students of the article, in Flax NNX."""
+"""The model zoo in Flax NNX: FOMM's teacher, the article's students and FOMM's generator."""
 
 from models.registry import (
+  GENERATOR_NAMES,
   MODEL_NAMES,
   MODELS,
   ModelSpec,
@@ -12,6 +13,7 @@ from models.registry import (
 )
 
 __all__ = [
+  'GENERATOR_NAMES',
   'MODELS',
   'MODEL_NAMES',
   'ModelSpec',

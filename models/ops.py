@@ -180,7 +180,7 @@ def coordinate_grid(height: int, width: int) -> jax.Array:
 
 
 def _unnormalize(coordinate: jax.Array, size: int, align_corners: bool) -> jax.Array:
-  """PyTorch's grid_sample map from [-1, 1] to pixel index (its `grid_sampler_compute_source_index`)."""
+  """torch's grid_sample map from [-1, 1] to a pixel index (grid_sampler_compute_source_index)."""
   if align_corners:
     return (coordinate + 1.0) / 2.0 * (size - 1)
   return ((coordinate + 1.0) * size - 1.0) / 2.0
@@ -229,7 +229,7 @@ def grid_sample(x: jax.Array, grid: jax.Array, *, align_corners: bool = False) -
 
 @functools.lru_cache(maxsize=32)
 def bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
-  """(out_size, in_size) weights of PyTorch's bilinear resize (align_corners=False) along one axis."""
+  """(out_size, in_size) weights of torch's bilinear resize (align_corners=False) on one axis."""
   scale = in_size / out_size
   matrix = np.zeros((out_size, in_size), np.float32)
   for o in range(out_size):

@@ -69,4 +69,6 @@ def test_kp_to_gaussian_is_fomms_formula():
   ys, xs = np.linspace(-1, 1, 6), np.linspace(-1, 1, 5)
   for b, k, i, j in [(0, 0, 0, 0), (1, 2, 5, 4), (0, 1, 3, 2)]:
     squared = (xs[j] - kp[b, k, 0]) ** 2 + (ys[i] - kp[b, k, 1]) ** 2
-    np.testing.assert_allclose(ours[b, i, j, k], np.exp(-0.5 * squared / 0.01), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+      ours[b, i, j, k], np.exp(-0.5 * squared / 0.01), rtol=1e-4, atol=1e-7
+    )
