@@ -191,7 +191,7 @@ def grid_sample(x: jax.Array, grid: jax.Array, *, align_corners: bool = False) -
 
   Each output pixel reads its four neighbours with one gather over the
   flattened image; neighbours outside the image weigh zero (padding 'zeros').
-  On XLA:CPU the gather is 10-400x faster than a one-hot matrix product or
+  On XLA:CPU the gather is 19-140x faster than a one-hot matrix product or
   a separable (rows, then columns) form at FOMM's sizes; docs/performance.md
   has the numbers and the command (`python -m bench.grid_sample`).
 
