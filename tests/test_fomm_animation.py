@@ -56,9 +56,10 @@ def test_relative_keypoints_is_fomms_normalize_kp(adapt_movement_scale):
 def test_each_sample_scales_by_its_own_faces():
   rng = np.random.default_rng(3)
   source, driving, initial = (_keypoints(rng, batch=3) for _ in range(3))
-  together = models.relative_keypoints(source, driving, initial, adapt_movement_scale=True)
+  relative = jax.jit(models.relative_keypoints, static_argnames='adapt_movement_scale')
+  together = relative(source, driving, initial, adapt_movement_scale=True)
   for b in range(3):
-    alone = models.relative_keypoints(
+    alone = relative(
       *({k: v[b : b + 1] for k, v in kp.items()} for kp in (source, driving, initial)),
       adapt_movement_scale=True,
     )
