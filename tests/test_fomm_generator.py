@@ -134,3 +134,15 @@ def test_the_zoo_keeps_the_generator_apart_with_vox_defaults():
   assert count == 45_575_391  # FOMM's vox-256 generator, counted from the twin
   with pytest.raises(ValueError, match='multiples of 128'):
     model.check_input_shape((1, 64, 64, 3))
+
+
+def test_a_run_refuses_the_generator_as_its_student():
+  import ml_collections
+
+  from configs import vox
+  from train import config_checks
+
+  config = vox.get_config('smoke')
+  config.model = ml_collections.ConfigDict({'name': NAME})
+  with pytest.raises(config_checks.ConfigError, match='fomm_generator is not a keypoint model'):
+    config_checks.validate(config)
