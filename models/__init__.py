@@ -1,6 +1,8 @@
-"""The model zoo: FOMM's teacher and the students of the article, in Flax NNX."""
+"""The model zoo in Flax NNX: FOMM's teacher, the article's students and FOMM's generator."""
 
+from models.fomm_animation import convex_hull_area, relative_keypoints
 from models.registry import (
+  GENERATOR_NAMES,
   MODEL_NAMES,
   MODELS,
   ModelSpec,
@@ -12,12 +14,15 @@ from models.registry import (
 )
 
 __all__ = [
+  'GENERATOR_NAMES',
   'MODELS',
   'MODEL_NAMES',
   'ModelSpec',
+  'convex_hull_area',
   'create_model',
   'default_config',
   'model_config',
+  'relative_keypoints',
   'spec',
   'study_config',
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 from flax import nnx
 
-from models import edgesegnet, fomm, l3unet, squeeze_unet
+from models import edgesegnet, fomm, fomm_generator, l3unet, squeeze_unet
 from models.article import Table3Row, Table4Row
 from models.base import KeypointModel
 
@@ -27,6 +27,9 @@ class ModelSpec:
   Attributes:
     name: the registry name (`config.model.name`).
     cls: the Flax module.
+    kind: 'keypoints' (a `KeypointModel`: the teacher and the students, in
+      MODEL_NAMES, which the study, the parity tests and the commands iterate)
+      or 'generator' (FOMM's image generator, in GENERATOR_NAMES).
     default_config: its default options.
     description: one line for tables and help.
     input_size: the square frame size the study feeds it (the pipeline
@@ -37,17 +40,19 @@ class ModelSpec:
     twin: 'module:Class' of the PyTorch twin, imported only by torch_twins.
     torch_renames: Flax path prefix -> PyTorch name prefix, for porting.
     torch_derived_buffers: PyTorch buffers the Flax model derives from its options.
-    table3: the article's Table 3 row (or the part named by `table3_scope`).
+    table3: the article's Table 3 row (or the part named by `table3_scope`);
+      every keypoint model has one.
     table3_scope: the submodule the article's Table 3 row covers, if not all.
     table4: the article's Table 4 row, for the students it distilled.
   """
 
   name: str
-  cls: type[KeypointModel]
+  cls: type[nnx.Module]
   default_config: Callable[[], ml_collections.ConfigDict]
   description: str
   twin: str
-  table3: Table3Row
+  table3: Table3Row | None = None
+  kind: str = 'keypoints'
   input_size: int = 64
   input_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   torch_renames: tuple[tuple[str, str], ...] = ()
@@ -122,15 +127,27 @@ _SPECS = (
     table3=Table3Row(651_617, 125.37, 3.46, 0.0066),
     table4=Table4Row(0.0016, 0.0039, 0.0077),
   ),
+  ModelSpec(
+    'fomm_generator',
+    fomm_generator.OcclusionAwareGenerator,
+    fomm_generator.default_config,
+    "FOMM's OcclusionAwareGenerator with its DenseMotionNetwork",
+    twin='torch_twins.fomm_generator:OcclusionAwareGenerator',
+    kind='generator',
+    input_size=256,
+    torch_derived_buffers=frozenset({'dense_motion_network.down.weight'}),
+  ),
 )
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
-MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+# The keypoint models (teacher and students): what the study, tests and commands iterate.
+MODEL_NAMES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.kind == 'keypoints')
+GENERATOR_NAMES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.kind == 'generator')
 
 
 def spec(name: str) -> ModelSpec:
   """The spec of model `name`; raises ValueError naming the valid models."""
   if name not in MODELS:
-    raise ValueError(f'unknown model {name!r}; valid models: {", ".join(MODEL_NAMES)}.')
+    raise ValueError(f'unknown model {name!r}; valid models: {", ".join(MODELS)}.')
   return MODELS[name]
 
 
@@ -183,11 +200,11 @@ def create_model(
   config: Mapping[str, Any] | ml_collections.ConfigDict | None = None,
   *,
   rngs: nnx.Rngs,
-) -> KeypointModel:
+) -> KeypointModel | nnx.Module:
   """Builds model `name` with its defaults overridden by `config`.
 
   Args:
-    name: one of MODEL_NAMES.
+    name: one of MODEL_NAMES or GENERATOR_NAMES.
     config: options to override (a subset of `default_config(name)`'s keys;
       a `name` key is ignored).
     rngs: random streams; `params` initialises weights, `dropout` drives dropout.

@@ -23,6 +23,10 @@ def main(argv: list[str]) -> None:
   import models
   from models import summary
 
+  if _MODEL.value in models.GENERATOR_NAMES:
+    sys.exit(
+      f'error: {_MODEL.value} is not a keypoint model; one of {", ".join(models.MODEL_NAMES)}.'
+    )
   names = models.MODEL_NAMES if _MODEL.value == 'all' else (_MODEL.value,)
   summaries = []
   for name in names:

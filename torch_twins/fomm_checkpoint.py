@@ -163,25 +163,45 @@ def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.Con
   Raises:
     ConversionError: for any problem, before anything is written.
   """
+  if os.path.exists(out):
+    raise ConversionError(f'{out} already exists; choose another --out or delete it first.')
+  state = load_state_dict(checkpoint)
+  teacher, config, params = build_teacher(state, checkpoint, **known)
+  save_converted(out, teacher, NAME, config, checkpoint)
+  return config, params
+
+
+def build_teacher(
+  state: Mapping[str, np.ndarray], checkpoint: str, **known: Any
+) -> tuple[Any, ml_collections.ConfigDict, int]:
+  """(Flax teacher holding `state`, its configuration, its parameter count); writes nothing.
+
+  Raises:
+    ConversionError: when the tensors do not make a teacher.
+  """
   from flax import nnx
 
   import models
   from torch_twins import porting
-  from train import checkpoints
 
-  if os.path.exists(out):
-    raise ConversionError(f'{out} already exists; choose another --out or delete it first.')
-  state = load_state_dict(checkpoint)
   config = infer_config(state, **known)
   teacher = models.create_model(NAME, config, rngs=nnx.Rngs(0))
   try:
     porting.torch_to_flax(state, teacher, NAME)
   except porting.PortingError as error:
     raise ConversionError(f'{checkpoint}: {error}') from error
+  params = sum(v.size for k, v in state.items() if not k.startswith('down.') and 'running' not in k)
+  return teacher, config, params
+
+
+def save_converted(out: str, model: Any, name: str, config: Any, checkpoint: str) -> None:
+  """Writes a model converted from FOMM's `checkpoint` as a step-0 folder, with provenance."""
+  from train import checkpoints
+
   checkpoints.save_model(
     out,
-    teacher,
-    name=NAME,
+    model,
+    name=name,
     options=config,
     source=os.path.abspath(checkpoint),
     converted_by='tools.convert_fomm',
@@ -191,5 +211,3 @@ def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.Con
       'sha256': file_sha256(checkpoint),
     },
   )
-  params = sum(v.size for k, v in state.items() if not k.startswith('down.') and 'running' not in k)
-  return config, params

@@ -125,6 +125,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     f'batch_size {config.batch_size} must be divisible by the {devices} devices.',
   )
   spec = models.spec(config.model.name)
+  _need(
+    spec.kind == 'keypoints',
+    f'config.model.name={spec.name} is not a keypoint model; one of '
+    f'{", ".join(models.MODEL_NAMES)}.',
+  )
   try:
     model = nnx.eval_shape(
       lambda: models.create_model(

@@ -137,6 +137,11 @@ def load_teacher(config: ml_collections.ConfigDict):
     ) from error
   name, _, _ = reader.model_meta(reader.best_step())
   reader.close()
+  if models.spec(name).kind != 'keypoints':
+    raise TeacherError(
+      f'{path} holds {name}, not a keypoint detector: pass the --out folder of '
+      '`python -m tools.convert_fomm`, not its --generator_out.'
+    )
   check_provenance(config, _latest_meta(path), path)
   return checkpoints.restore_model(path, options=models.spec(name).input_options)
 
