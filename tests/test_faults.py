@@ -25,7 +25,7 @@ import main
 from torch_twins import fomm_checkpoint
 from train import checkpoints, loop
 from train.checkpoints import CheckpointError
-from train.preemption import Preempted
+from train.preemption import Preempted, Watch
 from train.workdir import WorkdirError
 
 
@@ -232,6 +232,17 @@ def test_sigterm_saves_the_step_reached_and_a_rerun_finishes_identically(
   monkeypatch.undo()
   loop.train_and_evaluate(smoke_config('edgeseg', shared), str(tmp_path))
   _assert_same_params(edgeseg_run[0], tmp_path, 6)
+
+
+def test_a_second_signal_stops_at_once():
+  handler = signal.getsignal(signal.SIGINT)
+  with Watch() as watch, pytest.raises(KeyboardInterrupt):
+    os.kill(os.getpid(), signal.SIGINT)
+    assert watch.due(1) and watch.signum == signal.SIGINT
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(100):  # Python runs the handler between bytecodes
+      pass
+  assert signal.getsignal(signal.SIGINT) == handler
 
 
 def test_main_turns_a_preemption_into_its_line_and_exit_status(tmp_path, monkeypatch, capsys):

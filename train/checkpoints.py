@@ -252,6 +252,7 @@ class Reader(_Folder):
     with _quiet():
       super().__init__(directory, options)
     if not self.steps():
+      self.close()  # no orbax thread outlives the error line
       raise CheckpointError(
         f'no checkpoints in {directory}: train first (main.py) or convert one '
         '(`python -m tools.convert_fomm`).'

@@ -6,7 +6,8 @@ line and the conventional exit status (143 for SIGTERM, 130 for SIGINT).
 Rerunning the command resumes there, bit for bit as if never stopped.
 
 One process: a Python handler sets a flag (the step under way finishes first);
-the previous handlers come back when the loop ends. Several processes: every
+the previous handlers come back when the loop ends, or at a second signal,
+which then acts as it would have without them (Ctrl-C twice: stop now). Several processes: every
 process must save at the same step, so no Python handler is installed and
 JAX's preemption service (started by `jax.distributed.initialize`, which
 catches SIGTERM itself) decides, through
@@ -46,6 +47,10 @@ class Watch:
 
   def _handle(self, signum, frame) -> None:
     del frame
+    if self.signum is not None:  # asked twice: stop now, as if this handler were not there
+      self.__exit__()
+      signal.raise_signal(signum)
+      return
     self.signum = signum
 
   def __enter__(self) -> Watch:
