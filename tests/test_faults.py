@@ -307,6 +307,8 @@ def test_the_converter_tells_a_missing_file_from_a_foreign_one_from_one_that_run
   assert causes['evil.pth'].startswith('refused to load: it holds objects other than tensors')
   assert 'could run code (GLOBAL io.open)' in causes['evil.pth']
   assert not (tmp_path / 'pwned').exists()
+  with pytest.raises(fomm_checkpoint.ConversionError, match='^cannot create the output folder'):
+    fomm_checkpoint.convert(str(tmp_path / 'evil.pth.tar'), '/proc/nope/teacher')
 
 
 class _RunsCode:

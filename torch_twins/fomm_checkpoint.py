@@ -192,10 +192,16 @@ def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.Con
 
   import models
   from torch_twins import porting
-  from train import checkpoints
+  from train import checkpoints, workdir
 
   if os.path.exists(out):
     raise ConversionError(f'{out} already exists; choose another --out or delete it first.')
+  try:  # before the file is read and ported, not after
+    workdir.check_folder(
+      os.path.dirname(os.path.abspath(out)), 'the output folder', 'pass another --out'
+    )
+  except workdir.WorkdirError as error:
+    raise ConversionError(str(error)) from error
   state = load_state_dict(checkpoint)
   config = infer_config(state, **known)
   teacher = models.create_model(NAME, config, rngs=nnx.Rngs(0))
