@@ -8,7 +8,10 @@ python main.py --config=configs/edgeseg.py:smoke
 Two steps, in this order: when the config distils from a teacher that is
 not there yet (and the data is the embedded synthetic set), the default
 teacher (configs/teacher.py) is trained first in `config.teacher.checkpoint`;
-then the student. Both resume from their checkpoints when rerun.
+then the student. Both resume from their checkpoints when rerun. Every folder
+either step writes is checked first, and the run holds its workdir's lock
+from the start: a second run on it stops at once. On SIGTERM or Ctrl-C a run
+saves a checkpoint at the step reached and exits with status 143 or 130.
 """
 
 import os
@@ -60,22 +63,36 @@ def _default_workdir() -> str:
 def run(config, workdir: str, mode: str) -> None:
   """Teacher first (if it is missing), then the student; or evaluates the workdir."""
   from train import evaluate, loop, teacher
+  from train import workdir as workdirs
   from train.experiment import Experiment
 
   if mode == 'eval':
     evaluate.evaluate_workdir(Experiment(config, workdir))
     return
   teacher_config = teacher.teacher_to_train(config)
-  if teacher_config is not None:
-    variant = f':{config.teacher.train_variant}' if config.teacher.train_variant else ''
-    print(
-      f'step 1 of 2: no finished teacher at {os.path.abspath(config.teacher.checkpoint)}: '
-      f'training the default one there (configs/teacher.py{variant})',
-      flush=True,
+  # Every folder either step writes, checked before the first (minutes) begins.
+  with workdirs.lock(workdir):
+    workdirs.check_folder(
+      config.data.data_dir,
+      'the data folder',
+      'pass another with --config.data.data_dir',
+      write=False,
     )
-    loop.train_and_evaluate(teacher_config, config.teacher.checkpoint)
-    print('step 2 of 2: distilling the student', flush=True)
-  loop.train_and_evaluate(config, workdir)
+    if teacher_config is not None:
+      workdirs.check_folder(
+        config.teacher.checkpoint,
+        'the teacher folder',
+        'pass a writable one with --config.teacher.checkpoint',
+      )
+      variant = f':{config.teacher.train_variant}' if config.teacher.train_variant else ''
+      print(
+        f'step 1 of 2: no finished teacher at {os.path.abspath(config.teacher.checkpoint)}: '
+        f'training the default one there (configs/teacher.py{variant})',
+        flush=True,
+      )
+      loop.train_and_evaluate(teacher_config, config.teacher.checkpoint)
+      print('step 2 of 2: distilling the student', flush=True)
+    loop.train_and_evaluate(config, workdir)
 
 
 def main(argv):
@@ -102,8 +119,13 @@ def main(argv):
     sys.exit(f'error: {error}')
   logging.info('devices: %s', jax.devices())
   logging.info('config:\n%s', config)
+  from train.preemption import Preempted
+
   try:
     run(config, _WORKDIR.value or _default_workdir(), _MODE.value)
+  except Preempted as stopped:
+    print(stopped, file=sys.stderr, flush=True)
+    sys.exit(stopped.exit_status)
   except (ValueError, RuntimeError) as error:
     if logging.get_verbosity() >= logging.DEBUG:  # --verbosity=1: the whole traceback
       raise

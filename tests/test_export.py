@@ -274,4 +274,8 @@ def test_bad_input_fails_with_one_line(tmp_path):
   assert existing.read_text() == 'keep me'
   line = commands.last_error_line(_export_cli('--format=tflite', f'--out={tmp_path / "m"}'))
   assert line.startswith('error: pass either --checkpoint')
+  line = commands.last_error_line(
+    _export_cli('--model=edgesegnet', '--format=tflite', '--out=/proc/nope/m.tflite')
+  )
+  assert line.startswith('error: cannot create the output folder /proc/nope (')  # before converting
   assert 'create_model(NAME, rngs=nnx.Rngs(0))' in _export_cli('--help').stdout

@@ -84,6 +84,14 @@ def main(argv: list[str]) -> None:
     sys.exit('error: pass either --checkpoint=WORKDIR_OR_FOLDER or --model=NAME (not both).')
   if os.path.exists(_OUT.value) and not _OVERWRITE.value:
     sys.exit(f'error: {_OUT.value} exists; pass --overwrite to replace it, or another --out.')
+  from train import workdir
+
+  try:  # before minutes of conversion, not after
+    workdir.check_folder(
+      os.path.dirname(os.path.abspath(_OUT.value)), 'the output folder', 'pass another --out'
+    )
+  except workdir.WorkdirError as error:
+    sys.exit(f'error: {error}')
   from torch_twins.export import ExportError, export
   from train.checkpoints import CheckpointError
 

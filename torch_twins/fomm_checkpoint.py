@@ -31,8 +31,18 @@ _DOWN = 'predictor.encoder.down_blocks.{}.conv.weight'
 _NOT_IN_TENSORS = ('temperature', 'pad')
 
 
+# torch.save's two formats: a zip archive, or (before PyTorch 1.6) a pickle that starts
+# with this magic number.
+_LEGACY_MAGIC = b'\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19'
+
+
 class ConversionError(ValueError):
   """A checkpoint that cannot become the teacher; the message says why and what to do."""
+
+
+def _is_torch_file(path: str) -> bool:
+  with open(path, 'rb') as file:
+    return file.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC or zipfile.is_zipfile(path)
 
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
@@ -45,17 +55,32 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
 
   if not os.path.isfile(path):
     raise ConversionError(f"{path}: no such file; pass FOMM's checkpoint, e.g. vox-cpk.pth.tar.")
+  fix = "pass FOMM's vox-cpk.pth.tar, downloaded again if it was cut short."
+  if not _is_torch_file(path):  # random bytes, a truncated zip, another format
+    raise ConversionError(
+      f'{path}: not a readable PyTorch checkpoint (truncated, or another format: neither a '
+      f'zip archive nor a legacy torch.save file); {fix}'
+    )
   try:
     checkpoint = torch.load(path, map_location='cpu', weights_only=True)
   except pickle.UnpicklingError as error:
+    # weights_only refuses both: a pickle naming a global (a function it would call) other
+    # than torch's own is one that runs code; a cut-off torch name (a truncated legacy
+    # file) or any other refusal is a damaged pickle.
+    found = str(error).partition('Unsupported global:')[2].split(' was not')[0].strip()
+    if found and not found.removeprefix('GLOBAL ').startswith('torch.'):
+      raise ConversionError(
+        f'{path}: refused to load: it holds objects other than tensors and plain containers, '
+        f'which could run code ({found}). Re-save only the state dict.'
+      ) from error
     raise ConversionError(
-      f'{path}: refused to load: it holds objects other than tensors and plain containers, '
-      f'which could run code ({str(error).splitlines()[0][:200]}). Re-save only the state dict.'
+      f'{path}: not a readable PyTorch checkpoint (its pickle is damaged'
+      f'{f", naming {found}" if found else ""}); {fix}'
     ) from error
-  except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+  except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError, ValueError) as error:
     raise ConversionError(
-      f'{path}: not a readable PyTorch checkpoint (truncated or another format): '
-      f'{str(error).splitlines()[0][:200]}'
+      f'{path}: not a readable PyTorch checkpoint (damaged inside: '
+      f'{type(error).__name__}: {str(error).splitlines()[0][:200]}); {fix}'
     ) from error
   if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get('kp_detector'), Mapping):
     checkpoint = checkpoint['kp_detector']
@@ -163,12 +188,24 @@ def convert(checkpoint: str, out: str, **known: Any) -> tuple[ml_collections.Con
   Raises:
     ConversionError: for any problem, before anything is written.
   """
-  if os.path.exists(out):
-    raise ConversionError(f'{out} already exists; choose another --out or delete it first.')
+  check_output(out, '--out')
   state = load_state_dict(checkpoint)
   teacher, config, params = build_teacher(state, checkpoint, **known)
   save_converted(out, teacher, NAME, config, checkpoint)
   return config, params
+
+
+def check_output(out: str, flag: str) -> None:
+  """A new output folder whose parent can be written: checked before the file is read."""
+  from train import workdir
+
+  if os.path.exists(out):
+    raise ConversionError(f'{out} already exists; choose another {flag} or delete it first.')
+  try:
+    workdir.check_folder(os.path.dirname(os.path.abspath(out)), 'the output folder',
+                         f'pass another {flag}')  # fmt: skip
+  except workdir.WorkdirError as error:
+    raise ConversionError(str(error)) from error
 
 
 def build_teacher(

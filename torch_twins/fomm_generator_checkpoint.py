@@ -20,6 +20,7 @@ import numpy as np
 from torch_twins.fomm_checkpoint import (
   ConversionError,
   build_teacher,
+  check_output,
   load_state_dict,
   save_converted,
 )
@@ -157,8 +158,7 @@ def convert_with_generator(
       without a `generator`, after writing the detector alone (the message says so).
   """
   for path, flag in ((out, '--out'), (generator_out, '--generator_out')):
-    if os.path.exists(path):
-      raise ConversionError(f'{path} already exists; choose another {flag} or delete it first.')
+    check_output(path, flag)
   if os.path.abspath(out) == os.path.abspath(generator_out):
     raise ConversionError('--out and --generator_out must be two different folders.')
   teacher, teacher_config, teacher_params = build_teacher(

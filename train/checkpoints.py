@@ -14,13 +14,19 @@ policies); `python -m tools.convert_fomm` writes FOMM's teacher as one
 any of them (a workdir or a checkpoint folder, the best step by default)
 back into a model: the teacher, warm starts, `--mode=eval`, the outliers
 tool and the benchmark all load models through it.
+
+Damage: every save records the SHA-256 of its state in meta (`state_sha256`),
+and a restore checks it, the shapes and that every value is finite. A step
+that fails is skipped with one warning line for an earlier one: a resume
+(`Writer.resume`) moves it aside to STEP.damaged (orbax ignores the name),
+readers leave it in place. A step asked for by number is an error instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -32,7 +38,8 @@ from flax import nnx
 from orbax.checkpoint import checkpoint_managers as policies
 
 import models
-from train.step import TrainState
+from train import checkpoint_checks as checks
+from train.step import TrainState, train_state_from_pure, train_state_to_pure
 
 _ITEMS = ('state', 'data', 'meta')
 _METRIC = 'val_loss'
@@ -40,6 +47,18 @@ _METRIC = 'val_loss'
 
 class CheckpointError(ValueError):
   """A checkpoint that cannot be used; the message says which and what to do."""
+
+
+class DamagedCheckpoint(CheckpointError):  # noqa: N818 (a kind of CheckpointError)
+  """A step whose files do not restore or do not check; earlier steps may.
+
+  `cause` is the message without its advice: 'checkpoint DIR/STEP/state cannot be
+  restored (why)'.
+  """
+
+  def __init__(self, cause: str):
+    self.cause = cause
+    super().__init__(f'{cause}; pick another step, or none to use the newest one that restores.')
 
 
 def checkpoint_dir(path: str | os.PathLike) -> str:
@@ -69,10 +88,6 @@ def _quiet():
     logging.set_verbosity(verbosity)
 
 
-def _describe(error: Exception) -> str:
-  return f'{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ""}'
-
-
 class _Folder:
   """What the writer and the reader share: steps, meta, restore with one-line errors."""
 
@@ -91,20 +106,33 @@ class _Folder:
     best = self.manager.best_step()
     return best if best is not None else self.latest_step()
 
+  def _damaged(self, step: int, what: str, reason: str) -> DamagedCheckpoint:
+    return DamagedCheckpoint(
+      f'checkpoint {self.directory}/{step}{what} cannot be restored ({reason})'
+    )
+
   def _restore(self, step: int, what: str, **items: Any) -> dict[str, Any]:
     try:
       return self.manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as error:  # orbax raises many types for damaged folders
-      raise CheckpointError(
-        f'checkpoint {self.directory}/{step}{what} cannot be restored ({_describe(error)}); '
-        'delete that folder to fall back to an earlier step, or pick another step.'
-      ) from error
+      raise self._damaged(step, what, checks.describe(error)) from error
+
+  def _verify(self, step: int, state: Any, meta: Mapping[str, Any], template: Any = None) -> None:
+    found = checks.problem(state, meta, template)
+    if found is not None:
+      raise self._damaged(step, '/state', found)
 
   def meta(self, step: int) -> dict[str, Any]:
     return dict(self._restore(step, '/meta', meta=ocp.args.JsonRestore())['meta'])
 
   def close(self) -> None:
     self.manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 class Writer(_Folder):
@@ -140,13 +168,25 @@ class Writer(_Folder):
     data: Mapping[str, Any] | None = None,
     val_loss: float | None = None,
   ) -> None:
-    """Writes `step` (state as pure dicts of arrays) and applies the keep policies."""
-    items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(dict(meta))}
+    """Writes `step` (state as pure dicts of arrays) and applies the keep policies.
+
+    Raises:
+      CheckpointError: the step could not be written (earlier steps are intact).
+    """
+    meta = {**meta, 'state_sha256': checks.state_sha256(state)}
+    items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(meta)}
     if data is not None:
       items['data'] = ocp.args.JsonSave(dict(data))
     metrics = {_METRIC: float(val_loss)} if val_loss is not None else None
-    self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
-    self.manager.wait_until_finished()
+    try:
+      self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+      self.manager.wait_until_finished()
+    except Exception as error:  # OSError, or orbax's and tensorstore's wrappings of one
+      reason = checks.describe(error)
+      raise CheckpointError(
+        f'cannot save the checkpoint of step {step} in {self.directory} ({reason}); '
+        'the earlier steps are intact: free space or fix the folder, then rerun to resume.'
+      ) from error
 
   def restore(self, step: int, template: TrainState) -> tuple[TrainState, dict, dict]:
     """(train state, data iterator state, meta) of `step`, shaped like `template`."""
@@ -158,8 +198,42 @@ class Writer(_Folder):
       data=ocp.args.JsonRestore(),
       meta=ocp.args.JsonRestore(),
     )
+    self._verify(step, restored['state'], restored['meta'], abstract)
     state = train_state_from_pure(template, restored['state'])
     return state, restored['data'], restored['meta']
+
+  def resume(self, check: Callable[[dict], None], template: TrainState):
+    """The newest step that restores and checks: (step, state, data state, meta), or None.
+
+    Damaged steps are moved aside to STEP.damaged, one warning line each.
+
+    Args:
+      check: raises on a meta that does not belong to this run (not damage: it stops).
+      template: the train state to restore into.
+    """
+    for step in reversed(self.steps()):
+      try:
+        check(self.meta(step))
+        return (step, *self.restore(step, template))
+      except DamagedCheckpoint as error:
+        aside = self._move_aside(step)
+        checks.warn(f'{error.cause}; moved it aside to {aside} and trying the step before')
+    return None
+
+  def _move_aside(self, step: int) -> str:
+    """Renames a damaged step out of orbax's sight (its files are kept)."""
+    source = os.path.join(self.directory, str(step))
+    target, n = f'{source}.damaged', 1
+    while os.path.exists(target):
+      target, n = f'{source}.damaged{n}', n + 1
+    if jax.process_index() == 0:
+      os.rename(source, target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+
+      multihost_utils.sync_global_devices(f'checkpoint {step} moved aside')
+    self.manager.reload()
+    return target
 
 
 class Reader(_Folder):
@@ -178,15 +252,14 @@ class Reader(_Folder):
     with _quiet():
       super().__init__(directory, options)
     if not self.steps():
+      self.close()  # no orbax thread outlives the error line
       raise CheckpointError(
         f'no checkpoints in {directory}: train first (main.py) or convert one '
         '(`python -m tools.convert_fomm`).'
       )
 
-  def pick(self, step: int | None) -> int:
-    """`step`, checked to exist; None: the best step."""
-    if step is None:
-      return self.best_step()
+  def pick(self, step: int) -> int:
+    """`step`, checked to exist."""
     if step not in self.steps():
       held = ', '.join(map(str, self.steps()))
       raise CheckpointError(
@@ -194,6 +267,28 @@ class Reader(_Folder):
         'pick one of those steps.'
       )
     return step
+
+  def first_restorable(self, load: Callable[[int], Any]) -> Any:
+    """`load(step)` of the best step, else of the newest that restores (read-only).
+
+    Damaged steps are skipped with one warning line each and left in place.
+
+    Raises:
+      CheckpointError: when no step restores.
+    """
+    best = self.best_step()
+    causes = []
+    for step in [best, *(s for s in reversed(self.steps()) if s != best)]:
+      try:
+        return load(step)
+      except DamagedCheckpoint as error:
+        causes.append(error.cause)
+        checks.warn(f'{error.cause}; skipping it (left in place)')
+    steps = ', '.join(map(str, self.steps()))
+    raise CheckpointError(
+      f'no checkpoint in {self.directory} can be restored (steps {steps} are damaged; first: '
+      f'{causes[0]}); retrain with main.py, or restore the folder from a copy.'
+    )
 
   def model_meta(self, step: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(model name, model options, meta) of `step`."""
@@ -214,16 +309,14 @@ class Reader(_Folder):
       with _quiet(), ocp.StandardCheckpointer() as checkpointer:  # it warns of no step metadata
         saved = checkpointer.metadata(os.path.join(self.directory, str(step), 'state'))
     except Exception as error:  # orbax raises many types for damaged folders
-      raise CheckpointError(
-        f'checkpoint {self.directory}/{step}/state cannot be read ({_describe(error)}); '
-        'delete that folder to fall back to an earlier step, or pick another step.'
-      ) from error
+      raise self._damaged(step, '/state', checks.describe(error)) from error
     template = jax.tree.map(
       lambda x: np.zeros(x.shape, x.dtype),
       saved.item_metadata,
       is_leaf=lambda x: hasattr(x, 'shape'),
     )
     state = self._restore(step, '/state', state=ocp.args.StandardRestore(template))['state']
+    self._verify(step, state, self.meta(step))  # shaped by the step's own metadata
     return {key: jax.tree.map(np.asarray, state[key]) for key in ('params', 'batch_stats')}
 
 
@@ -242,10 +335,18 @@ def restore_model(
     (model, meta of that step).
 
   Raises:
-    CheckpointError: missing, damaged or mismatched folders, in one line.
+    CheckpointError: missing or mismatched folders, a damaged `step`, or no step that
+      restores, in one line (damaged steps skipped for the default: one warning line each).
   """
-  reader = Reader(path)
-  step = reader.pick(step)
+  with Reader(path) as reader:
+    if step is not None:
+      return _load_model(reader, reader.pick(step), options)
+    return reader.first_restorable(lambda best: _load_model(reader, best, options))
+
+
+def _load_model(
+  reader: Reader, step: int, options: Mapping[str, Any] | None
+) -> tuple[nnx.Module, dict[str, Any]]:
   name, saved, meta = reader.model_meta(step)
   try:
     config = models.model_config(name, {**saved, **(options or {})})
@@ -261,19 +362,11 @@ def restore_model(
     )
     nnx.update(model, state)
   model.eval()
-  reader.close()
   return model, meta
 
 
-def _shapes(tree: Any, prefix: str = '') -> dict[str, tuple[int, ...]]:
-  """path -> shape of a pure dict (orbax gives string keys where NNX has integers)."""
-  if isinstance(tree, Mapping):
-    return {k: v for key, sub in tree.items() for k, v in _shapes(sub, f'{prefix}/{key}').items()}
-  return {prefix: np.shape(tree)}
-
-
 def _check_fit(expected: Any, saved: Any, where: str, name: str) -> None:
-  want, have = _shapes(expected), _shapes(saved)
+  want, have = checks.shapes(expected), checks.shapes(saved)
   if want != have:
     wrong = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     raise CheckpointError(
@@ -300,25 +393,5 @@ def save_model(
     'params': nnx.to_pure_dict(nnx.state(model, nnx.Param)),
     'batch_stats': nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)),
   }
-  writer = Writer(directory, keep=1)
-  writer.save(0, state, model_meta(name, options, step=0, **provenance))
-  writer.close()
-
-
-def train_state_to_pure(state: TrainState) -> dict[str, Any]:
-  """The train state as nested dicts of arrays, for orbax."""
-  return {
-    'step': state.step,
-    'params': nnx.to_pure_dict(state.params),
-    'batch_stats': nnx.to_pure_dict(state.batch_stats),
-    # orbax stores plain containers; the optimizer's own tree comes back from the template.
-    'opt_state': jax.tree.leaves(state.opt_state),
-  }
-
-
-def train_state_from_pure(template: TrainState, pure: Mapping[str, Any]) -> TrainState:
-  params, batch_stats = template.params, template.batch_stats
-  nnx.replace_by_pure_dict(params, pure['params'])
-  nnx.replace_by_pure_dict(batch_stats, pure['batch_stats'])
-  opt_state = jax.tree.unflatten(jax.tree.structure(template.opt_state), pure['opt_state'])
-  return TrainState(jnp.asarray(pure['step']), params, batch_stats, opt_state)
+  with Writer(directory, keep=1) as writer:
+    writer.save(0, state, model_meta(name, options, step=0, **provenance))

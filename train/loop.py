@@ -4,10 +4,16 @@
 latest checkpoint in WORKDIR/checkpoints, else `config.init_from`, else from
 scratch. The loop itself only steps; logging, evaluation and checkpointing
 are the small pieces below it, and the set-up is `train.experiment`.
+
+A run holds its workdir's lock (`train.workdir.lock`) throughout, resumes
+from the newest checkpoint that restores (damaged ones are moved aside), and
+on SIGTERM or SIGINT saves at the step reached and raises `Preempted`
+(`train.preemption`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,29 +27,16 @@ from tqdm import tqdm
 
 from train import checkpoints, evaluate, results
 from train.experiment import Experiment
+from train.preemption import Preempted, Watch
 from train.progress import StepProgress
 from train.step import TrainState
+from train.workdir import WorkdirError, lock, make_workdir
+
+__all__ = ['Preempted', 'TrainingError', 'WorkdirError', 'make_workdir', 'train_and_evaluate']
 
 
 class TrainingError(RuntimeError):
   """Training cannot go on (a NaN loss); the last good checkpoint stays."""
-
-
-class WorkdirError(ValueError):
-  """A workdir that cannot be used; the message says why and what to do."""
-
-
-def make_workdir(path: str | os.PathLike) -> str:
-  """Creates the workdir (one clear line if it cannot be) and returns its absolute path."""
-  path = os.path.abspath(path)
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as error:
-    raise WorkdirError(
-      f'cannot create the workdir {path} ({error.strerror or error}); pass a writable '
-      'folder with --workdir.'
-    ) from error
-  return path
 
 
 class MetricsLog:
@@ -98,8 +91,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     The results (the Table 4 row and the model's size).
   """
   experiment = Experiment(config, workdir)  # checks the config before anything is written
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(lock(experiment.workdir))
+    # Closed however the run ends, so that no orbax thread outlives an error line.
+    stack.callback(lambda: 'checkpoints' in vars(experiment) and experiment.checkpoints.close())
+    with Watch() as preemption:  # the previous signal handlers come back after the loop
+      state, val_metrics, shown = _train(experiment, preemption)
+    if val_metrics is None:  # resumed at the very end: evaluate what was restored
+      val_metrics, shown = evaluate.evaluate(experiment, state.params, state.batch_stats)
+    records = MetricsLog(experiment.workdir).read()
+    outcome = results.run_results(experiment, state, val_metrics, records)
+    results.write_outputs(experiment, outcome, records, shown)
+  return outcome
+
+
+def _train(experiment: Experiment, preemption: Watch):
+  """The steps from the resumed one to the last: (state, last validation metrics, shown)."""
   config = experiment.config  # with an epoch schedule in steps (train.epochs)
-  make_workdir(experiment.workdir)
   state = jax.device_put(_resume_or_start(experiment), experiment.replicated)
   log = MetricsLog(experiment.workdir)
   log.truncate(int(state.step))
@@ -126,15 +134,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       _save(experiment, state, step, val_metrics['loss'] if evaluated else None)
     if evaluated:  # the bar's time now includes the evaluation's
       progress.reached(step)
+    if step < last and preemption.due(step):
+      progress.close()
+      if not saved:  # the state as the next step would see it: a resume is bit-identical
+        _save(experiment, state, step, None)
+      raise Preempted(preemption.signum, step)
   progress.close()
-
-  if val_metrics is None:  # resumed at the very end: evaluate what was restored
-    val_metrics, shown = evaluate.evaluate(experiment, state.params, state.batch_stats)
-  experiment.checkpoints.close()
-  records = log.read()
-  outcome = results.run_results(experiment, state, val_metrics, records)
-  results.write_outputs(experiment, outcome, records, shown)
-  return outcome
+  return state, val_metrics, shown
 
 
 def _log_train(
@@ -175,12 +181,14 @@ def _resume_or_start(experiment: Experiment) -> TrainState:
   """The latest checkpoint of the workdir, else a warm start from `init_from`, else fresh."""
   state = experiment.initial_state()
   writer = experiment.checkpoints
-  latest = writer.latest_step()
-  if latest is not None:
-    meta = writer.meta(latest)
+
+  def check(meta: dict) -> None:
     experiment.check_same_model(meta, f'{experiment.workdir} (checkpoints)')
     experiment.check_same_data(meta, f'{experiment.workdir} (checkpoints)')
-    state, data_state, _ = writer.restore(latest, state)
+
+  resumed = writer.resume(check, state)
+  if resumed is not None:
+    latest, state, data_state, _ = resumed
     experiment.train_iter.set_state(data_state)
     print(f'resuming from step {latest} in {writer.directory}', flush=True)
     return state

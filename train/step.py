@@ -10,7 +10,8 @@ run draws exactly what the uninterrupted run drew.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.struct
 import jax
@@ -163,3 +164,22 @@ def make_eval_step(
     return sums, shown
 
   return eval_step
+
+
+def train_state_to_pure(state: TrainState) -> dict[str, Any]:
+  """The train state as nested dicts of arrays, for orbax."""
+  return {
+    'step': state.step,
+    'params': nnx.to_pure_dict(state.params),
+    'batch_stats': nnx.to_pure_dict(state.batch_stats),
+    # orbax stores plain containers; the optimizer's own tree comes back from the template.
+    'opt_state': jax.tree.leaves(state.opt_state),
+  }
+
+
+def train_state_from_pure(template: TrainState, pure: Mapping[str, Any]) -> TrainState:
+  params, batch_stats = template.params, template.batch_stats
+  nnx.replace_by_pure_dict(params, pure['params'])
+  nnx.replace_by_pure_dict(batch_stats, pure['batch_stats'])
+  opt_state = jax.tree.unflatten(jax.tree.structure(template.opt_state), pure['opt_state'])
+  return TrainState(jnp.asarray(pure['step']), params, batch_stats, opt_state)

@@ -22,7 +22,7 @@ import ml_collections
 
 import models
 from configs import teacher as teacher_config
-from train import checkpoints
+from train import checkpoint_checks, checkpoints
 
 
 class TeacherError(ValueError):
@@ -82,13 +82,22 @@ def check_provenance(config: ml_collections.ConfigDict, meta: dict, path: str) -
 def is_finished(path: str) -> bool:
   """Whether `path` holds a teacher ready to use: converted, or trained to its last step."""
   try:
-    reader = checkpoints.Reader(path)
-  except checkpoints.CheckpointError:
+    with checkpoints.Reader(path) as reader:
+      latest, meta = _newest_meta(reader)
+  except checkpoints.CheckpointError:  # none there, or none whose meta reads
     return False
-  latest = reader.latest_step()
-  experiment = reader.meta(latest).get('experiment')
-  reader.close()
+  experiment = meta.get('experiment')
   return experiment is None or latest >= experiment['num_steps']
+
+
+def _newest_meta(reader: checkpoints.Reader) -> tuple[int, dict]:
+  """(step, meta) of the newest step whose meta reads (damaged ones skipped, one line each)."""
+  for step in reversed(reader.steps()):
+    try:
+      return step, reader.meta(step)
+    except checkpoints.DamagedCheckpoint as error:
+      checkpoint_checks.warn(f'{error.cause}; skipping it (left in place)')
+  raise checkpoints.CheckpointError(f'no step of {reader.directory} has a meta that reads.')
 
 
 def teacher_to_train(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
@@ -135,21 +144,19 @@ def load_teacher(config: ml_collections.ConfigDict):
       f'no teacher at {path}: train one there with `python main.py --config=configs/teacher.py '
       f"--workdir={path}`, or convert FOMM's with `python -m tools.convert_fomm --out={path}`."
     ) from error
-  name, _, _ = reader.model_meta(reader.best_step())
-  reader.close()
-  if models.spec(name).kind != 'keypoints':
+  with reader:
+    name = _newest_meta(reader)[1].get('model')
+  if name in models.MODELS and models.spec(name).kind != 'keypoints':
     raise TeacherError(
       f'{path} holds {name}, not a keypoint detector: pass the --out folder of '
       '`python -m tools.convert_fomm`, not its --generator_out.'
     )
   check_provenance(config, _latest_meta(path), path)
-  return checkpoints.restore_model(path, options=models.spec(name).input_options)
+  options = models.spec(name).input_options if name in models.MODELS else None
+  return checkpoints.restore_model(path, options=options)
 
 
 def _latest_meta(path: str) -> dict:
-  """The latest step's meta: its provenance is the run's, even where earlier steps lack it."""
-  reader = checkpoints.Reader(path)
-  try:
-    return reader.meta(reader.latest_step())
-  finally:
-    reader.close()
+  """The newest readable meta: its provenance is the run's, even where earlier steps lack it."""
+  with checkpoints.Reader(path) as reader:
+    return _newest_meta(reader)[1]
