@@ -77,3 +77,26 @@ def warn(message: str) -> None:
   """One warning line on stderr (process 0 only)."""
   if jax.process_index() == 0:
     print(f'warning: {message}', file=sys.stderr, flush=True)
+
+
+def quiet_failed_restore() -> None:
+  """Keeps a failed restore's late callbacks off the terminal (call when a restore fails).
+
+  When orbax gives up on a damaged step, tensorstore still completes the
+  step's other reads and calls back into the event loop orbax has closed;
+  Python reports each as an unraisable `RuntimeError: Event loop is closed`
+  traceback, dozens of them after the one line that says what happened.
+  Only that error is dropped; every other unraisable exception still reaches
+  the hook that was installed before.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, 'drops_closed_loop', False):
+    return
+
+  def hook(unraisable) -> None:
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'):
+      previous(unraisable)
+
+  hook.drops_closed_loop = True
+  sys.unraisablehook = hook

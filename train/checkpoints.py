@@ -115,6 +115,7 @@ class _Folder:
     try:
       return self.manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as error:  # orbax raises many types for damaged folders
+      checks.quiet_failed_restore()
       raise self._damaged(step, what, checks.describe(error)) from error
 
   def _verify(self, step: int, state: Any, meta: Mapping[str, Any], template: Any = None) -> None:
@@ -309,6 +310,7 @@ class Reader(_Folder):
       with _quiet(), ocp.StandardCheckpointer() as checkpointer:  # it warns of no step metadata
         saved = checkpointer.metadata(os.path.join(self.directory, str(step), 'state'))
     except Exception as error:  # orbax raises many types for damaged folders
+      checks.quiet_failed_restore()
       raise self._damaged(step, '/state', checks.describe(error)) from error
     template = jax.tree.map(
       lambda x: np.zeros(x.shape, x.dtype),
