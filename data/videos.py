@@ -164,3 +164,19 @@ def draw_keypoints(frame: np.ndarray, kp: np.ndarray, *, radius: int = 2) -> np.
 def to_uint8(images: np.ndarray) -> np.ndarray:
   """Float images in [0, 1] -> uint8 (rounded, clipped)."""
   return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+def side_by_side(
+  source: np.ndarray, driving: np.ndarray, kp: np.ndarray, result: np.ndarray
+) -> np.ndarray:
+  """(T, H, 3W, 3) uint8: the source | each driving frame with its keypoints | the result.
+
+  Args:
+    source: (H, W, 3) uint8.
+    driving: (T, H, W, 3) uint8.
+    kp: (T, K, 2) the driving frames' normalised keypoints.
+    result: (T, H, W, 3) uint8.
+  """
+  drawn = np.stack([draw_keypoints(f, k) for f, k in zip(driving, kp, strict=True)])
+  sources = np.broadcast_to(source, driving.shape)
+  return np.concatenate([sources, drawn, result], axis=2)

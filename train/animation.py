@@ -74,26 +74,20 @@ def load_detector(path: str | os.PathLike) -> tuple[nnx.Module, dict]:
   return checkpoints.restore_model(path, options=models.spec(name).input_options)
 
 
-def _jitted(
-  module: nnx.Module, method: Callable, static_argnums: tuple[int, ...] = ()
-) -> tuple[Callable, nnx.State]:
-  """(jitted `method(module, *args)` as a pure function of the state, the state): split once."""
-  graphdef, state = nnx.split(module)
-
-  def run(state, *args):
-    return method(nnx.merge(graphdef, state), *args)
-
-  return jax.jit(run, static_argnums=static_argnums), state
-
-
-def _detect(detector: nnx.Module, frames: jax.Array, scale: float) -> dict[str, jax.Array]:
+# Module-level and keyed by the graph definition: animators of one generator (one per
+# detector in a reconstruction run) share its compiled program.
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _detect(graphdef: nnx.GraphDef, state: nnx.State, frames: jax.Array, scale: float) -> dict:
+  detector = nnx.merge(graphdef, state)
   images = ops.anti_alias_downsample(frames.astype(jnp.float32) / 255.0, scale)
   out = detector(images)
   return {'kp': out['kp'], 'jacobian': out['jacobian']}
 
 
+@functools.partial(jax.jit, static_argnums=(0, 6))
 def _generate(
-  generator: nnx.Module,
+  graphdef: nnx.GraphDef,
+  state: nnx.State,
   source: jax.Array,
   kp_source: dict,
   kp_driving: dict,
@@ -104,6 +98,7 @@ def _generate(
     kp_driving = models.relative_keypoints(
       kp_source, kp_driving, kp_initial, adapt_movement_scale=adapt_movement_scale
     )
+  generator = nnx.merge(graphdef, state)
   batch = kp_driving['kp'].shape[0]
   tile = functools.partial(jax.tree.map, lambda x: jnp.broadcast_to(x, (batch, *x.shape[1:])))
   image = source.astype(jnp.float32)[None] / 255.0
@@ -151,13 +146,16 @@ class Animator:
       raise AnimationError(f'the batch must be positive, got {batch}.')
     self.batch = batch
     self.num_kp = generator_kp
-    scale = self.detector_size / self.size
-    self._detect, self._detector_state = _jitted(detector, functools.partial(_detect, scale=scale))
-    self._generate, self._generator_state = _jitted(generator, _generate, static_argnums=(5,))
+    self._scale = self.detector_size / self.size
+    self._detector = nnx.split(detector)
+    self._generator = nnx.split(generator)
+
+  def _detect(self, frames: np.ndarray) -> dict[str, jax.Array]:
+    return _detect(*self._detector, frames, self._scale)
 
   def keypoints(self, frames: np.ndarray) -> dict[str, np.ndarray]:
     """The detector's {'kp', 'jacobian'} for (B, size, size, 3) uint8 frames (any B)."""
-    outs = [self._detect(self._detector_state, padded) for _, padded in self._batches(frames)]
+    outs = [self._detect(padded) for _, padded in self._batches(frames)]
     return jax.tree.map(lambda *x: np.concatenate(x)[: len(frames)], *outs)
 
   def _batches(self, frames: np.ndarray):
@@ -195,13 +193,13 @@ class Animator:
     """
     self._check_frames(source[None], 'source image')
     self._check_frames(driving, 'driving video')
-    kp_source = self._detect(self._detector_state, source[None])
-    kp_initial = self._detect(self._detector_state, driving[:1]) if relative else None
+    kp_source = self._detect(source[None])
+    kp_initial = self._detect(driving[:1]) if relative else None
     predictions, kps, done = [], [], 0
     for count, frames in self._batches(driving):
-      kp_driving = self._detect(self._detector_state, frames)
-      prediction, _ = self._generate(
-        self._generator_state,
+      kp_driving = self._detect(frames)
+      prediction, _ = _generate(
+        *self._generator,
         source,
         kp_source,
         kp_driving,
