@@ -33,7 +33,7 @@ GENERATOR = {
 def _save(path, name, options, seed):
   model = models.create_model(name, options, rngs=nnx.Rngs(seed))
   checkpoints.save_model(path, model, name=name, options=options)
-  return str(path)
+  return str(path.parent if path.name == 'checkpoints' else path)
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +43,8 @@ def folders(tmp_path_factory):
   paths = {
     'generator': _save(tmp / 'generator', 'fomm_generator', GENERATOR, 0),
     'teacher': _save(tmp / 'teacher', 'fomm_teacher', NARROW['fomm_teacher'], 1),
-    'student': _save(tmp / 'student', 'edgesegnet', NARROW['edgesegnet'], 2),
+    # Laid out as a training workdir (WORKDIR/checkpoints), as a distilled student is.
+    'student': _save(tmp / 'student' / 'checkpoints', 'edgesegnet', NARROW['edgesegnet'], 2),
     'five': _save(tmp / 'five', 'edgesegnet', {**NARROW['edgesegnet'], 'num_kp': 5}, 3),
   }
   # test/t0, test/t1 as frame folders; train/drive as an .mp4.
@@ -190,3 +191,20 @@ def test_reconstruction_command_refuses_a_detector_as_generator(folders, tmp_pat
   line = commands.last_error_line(result)
   assert line.startswith('error: ') and 'not a generator' in line
   assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_smoke_student_drives_the_generator(folders, shared, edgeseg_run):
+  """The session's trained smoke teacher and EdgeSegNet student (full width) as detectors."""
+  generator, _ = animation.load_generator(folders['generator'])
+  workdir, _ = edgeseg_run
+  detectors = [animation.load_detector(p)[0] for p in (shared / 'teacher', workdir)]
+  paths = reconstruction.split_videos(folders['vox'])
+  teacher, student = reconstruction.reconstruct(generator, detectors, paths, size=SIZE, batch=4)
+  assert teacher['kp_distance'] == 0.0 and 0 < student['kp_distance'] < 2
+  assert 0 < student['l1'] < 1
+  animator = animation.Animator(generator, detectors[1], size=SIZE, batch=4)
+  clip = videos.read_video(folders['driving'], SIZE)
+  source = videos.read_image(folders['source'], SIZE)
+  animated, _ = animator.drive(source, clip)
+  assert animated.shape == (FRAMES, SIZE, SIZE, 3) and np.isfinite(animated).all()
