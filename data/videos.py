@@ -67,7 +67,8 @@ def _read_file(path: str) -> np.ndarray:
       f'{path} is not a video this reads; pass an .mp4 or .gif file or a folder of '
       f'{"/".join(frames.IMAGE_EXTENSIONS)} frames.'
     )
-  plugin = 'pyav' if path.lower().endswith('.mp4') else None
+  # Named plugins: imageio would otherwise try every plugin it has on a bad file.
+  plugin = 'pyav' if path.lower().endswith('.mp4') else 'pillow'
   try:
     video = iio.imread(path, plugin=plugin, index=None)
   except (OSError, ValueError, RuntimeError) as error:  # imageio's and av's errors

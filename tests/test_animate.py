@@ -115,6 +115,27 @@ def test_bad_inputs_are_one_line_each(folders, tmp_path):
     videos.check_output(tmp_path / 'out.avi')
 
 
+def test_videos_are_read_cropped_and_written_whole(tmp_path):
+  rng = np.random.default_rng(0)
+  clip = rng.integers(0, 256, (3, 20, 30, 3), np.uint8)  # not square: centre-cropped
+  videos.write_video(tmp_path / 'clip.gif', clip, fps=10)
+  read = videos.read_video(tmp_path / 'clip.gif', 16)
+  assert read.shape == (3, 16, 16, 3) and read.dtype == np.uint8
+  assert videos.read_video(tmp_path / 'clip.gif', 16, max_frames=2).shape[0] == 2
+  # yuv420p needs even sides: an odd frame is padded by one pixel.
+  videos.write_video(tmp_path / 'odd.mp4', clip[:, :15, :15], fps=10)
+  assert iio.imread(tmp_path / 'odd.mp4', plugin='pyav', index=None).shape == (3, 16, 16, 3)
+  assert videos.video_fps(tmp_path / 'odd.mp4') == 10
+  with pytest.raises(videos.VideoError, match='already exists'):
+    videos.write_video(tmp_path / 'odd.mp4', clip)
+  (tmp_path / 'empty.gif').write_bytes(b'')
+  with pytest.raises(videos.VideoError, match='cannot be read as a video'):
+    videos.read_video(tmp_path / 'empty.gif', 16)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['clip.gif', 'empty.gif', 'odd.mp4']
+  drawn = videos.side_by_side(read[0], read, np.zeros((3, 10, 2)), read)
+  assert drawn.shape == (3, 16, 48, 3) and (drawn[:, 8, 16 + 7] != read[:, 8, 7]).any()
+
+
 def test_animate_command_writes_the_side_by_side_video(folders):
   out = folders['tmp'] / 'animated.mp4'
   result = commands.run(

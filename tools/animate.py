@@ -62,15 +62,14 @@ def main(argv: list[str]) -> None:
     animator = animation.Animator(generator, detector, size=_SIZE.value, batch=_BATCH.value)
     source = videos.read_image(_SOURCE.value, animator.size)
     driving = videos.read_video(_DRIVING.value, animator.size, max_frames=_MAX_FRAMES.value)
-    bar = tqdm(total=len(driving), unit='frame')
-    predictions, kp = animator.drive(
-      source,
-      driving,
-      relative=_RELATIVE.value,
-      adapt_movement_scale=_ADAPT_SCALE.value,
-      progress=lambda done: bar.update(done - bar.n),
-    )
-    bar.close()
+    with tqdm(total=len(driving), unit='frame') as bar:  # closed first: the error line is last
+      predictions, kp = animator.drive(
+        source,
+        driving,
+        relative=_RELATIVE.value,
+        adapt_movement_scale=_ADAPT_SCALE.value,
+        progress=lambda done: bar.update(done - bar.n),
+      )
     result = videos.to_uint8(predictions)
     if _SIDE_BY_SIDE.value:
       result = videos.side_by_side(source, driving, kp['kp'], result)

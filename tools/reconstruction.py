@@ -60,17 +60,16 @@ def main(argv: list[str]) -> None:
     paths = reconstruction.split_videos(_DATA.value, _SPLIT.value, max_videos=_MAX_VIDEOS.value)
     generator, _ = animation.load_generator(_GENERATOR.value)
     loaded = [animation.load_detector(path) for path in _DETECTORS.value]
-    bar = tqdm(unit='frame')
-    results = reconstruction.reconstruct(
-      generator,
-      [detector for detector, _ in loaded],
-      paths,
-      size=_SIZE.value,
-      batch=_BATCH.value,
-      max_frames=_MAX_FRAMES.value,
-      progress=lambda done: bar.update(done - bar.n),
-    )
-    bar.close()
+    with tqdm(unit='frame') as bar:  # closed first: the error line is last
+      results = reconstruction.reconstruct(
+        generator,
+        [detector for detector, _ in loaded],
+        paths,
+        size=_SIZE.value,
+        batch=_BATCH.value,
+        max_frames=_MAX_FRAMES.value,
+        progress=lambda done: bar.update(done - bar.n),
+      )
   except ValueError as error:  # AnimationError, CheckpointError, VideoError, FramesError
     sys.exit(f'error: {error}')
   names = []

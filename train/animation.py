@@ -153,11 +153,6 @@ class Animator:
   def _detect(self, frames: np.ndarray) -> dict[str, jax.Array]:
     return _detect(*self._detector, frames, self._scale)
 
-  def keypoints(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-    """The detector's {'kp', 'jacobian'} for (B, size, size, 3) uint8 frames (any B)."""
-    outs = [self._detect(padded) for _, padded in self._batches(frames)]
-    return jax.tree.map(lambda *x: np.concatenate(x)[: len(frames)], *outs)
-
   def _batches(self, frames: np.ndarray):
     """Batches of `self.batch` frames (the last padded with its last frame), with their counts."""
     for start in range(0, len(frames), self.batch):
