@@ -93,7 +93,7 @@ def _generate(
   kp_driving: dict,
   kp_initial: dict | None,
   adapt_movement_scale: bool,
-) -> tuple[jax.Array, dict]:
+) -> jax.Array:
   if kp_initial is not None:  # FOMM's relative animation; else absolute keypoints
     kp_driving = models.relative_keypoints(
       kp_source, kp_driving, kp_initial, adapt_movement_scale=adapt_movement_scale
@@ -103,7 +103,7 @@ def _generate(
   tile = functools.partial(jax.tree.map, lambda x: jnp.broadcast_to(x, (batch, *x.shape[1:])))
   image = source.astype(jnp.float32)[None] / 255.0
   out = generator(tile(image), tile(kp_source), kp_driving)
-  return out['prediction'], kp_driving
+  return out['prediction']
 
 
 class Animator:
@@ -193,7 +193,7 @@ class Animator:
     predictions, kps, done = [], [], 0
     for count, frames in self._batches(driving):
       kp_driving = self._detect(frames)
-      prediction, _ = _generate(
+      prediction = _generate(
         *self._generator,
         source,
         kp_source,
