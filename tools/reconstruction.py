@@ -41,6 +41,8 @@ _OUT = flags.DEFINE_string('out', None, 'JSON to write (new); default: the table
 
 
 def _check_counts() -> None:
+  if not _DETECTORS.value:
+    raise ValueError('--detector names no folder; pass the teacher first, then the students.')
   for name, holder in (('max_videos', _MAX_VIDEOS), ('max_frames', _MAX_FRAMES)):
     if holder.value is not None and holder.value < 1:
       raise ValueError(f'--{name} must be positive, got {holder.value}.')
