@@ -223,18 +223,18 @@ def test_int8_from_a_trained_run_reports_val_distance_beside_fp32(edgeseg_run, t
   assert abs(distance['int8_file'] - distance['flax']) < 0.5 * 2 / 63
 
 
-def test_int8_onnx_keeps_the_head_in_float(edgeseg_run, tmp_path):
+def _int8_onnx(edgeseg_run, out):
   from train.checkpoints import restore_model
 
   workdir, _ = edgeseg_run
   model, meta = restore_model(str(workdir))
   inputs = export_inputs.workdir_inputs(meta['experiment'], count=8, calibration=16)
-  sidecar = export(
+  return export(
     model,
     'edgesegnet',
     models.model_config('edgesegnet', meta['options']),
     fmt='onnx',
-    out=str(tmp_path / 'm.onnx'),
+    out=str(out),
     images=inputs.images,
     images_source=inputs.images_source,
     weights={},
@@ -243,6 +243,44 @@ def test_int8_onnx_keeps_the_head_in_float(edgeseg_run, tmp_path):
     calibration_source=inputs.calibration_source,
     teacher_kp=inputs.reference_kp,
   )
+
+
+def test_int8_takes_the_first_level_within_tolerance_or_writes_nothing(
+  edgeseg_run, tmp_path, monkeypatch
+):
+  levels, quantize = [], exporter_module.quantization.quantize
+
+  def int8_fails(fmt, *args, level, **kwargs):
+    levels.append(level)
+    if level == 'int8':  # as an op without an int8 kernel would
+      raise RuntimeError('no int8 kernel for SOME_OP')
+    return quantize(fmt, *args, level=level, **kwargs)
+
+  monkeypatch.setattr(exporter_module.quantization, 'quantize', int8_fails)
+  sidecar = _int8_onnx(edgeseg_run, tmp_path / 'm.onnx')
+  assert levels == ['int8', 'int16_activations']
+  tried = sidecar['int8']['levels_tried']
+  assert tried[0] == {'level': 'int8', 'failed': 'no int8 kernel for SOME_OP'}
+  assert tried[1]['level'] == 'int16_activations'
+  assert sidecar['int8']['method'].startswith('static int8 weights, int16 activations')
+  distance = sidecar['val_distance']
+  assert tried[1]['val_distance_change'] == pytest.approx(
+    abs(distance['int8_file'] - distance['float32_file'])
+  )
+  assert tried[1]['val_distance_change'] <= exporter_module.INT8_TOLERANCE
+
+  monkeypatch.setattr(exporter_module, 'INT8_TOLERANCE', -1.0)  # nothing can pass
+  with pytest.raises(ExportError) as error:
+    _int8_onnx(edgeseg_run, tmp_path / 'refused' / 'm.onnx')
+  message = str(error.value)
+  assert message.startswith('no int8 onnx file keeps its val distance within -1.0 of the fp32')
+  assert 'int8: failed; int16_activations: 0.' in message and 'weights_only: 0.' in message
+  assert message.endswith('nothing written.') and '\n' not in message
+  assert os.listdir(tmp_path / 'refused') == []
+
+
+def test_int8_onnx_keeps_the_head_in_float(edgeseg_run, tmp_path):
+  sidecar = _int8_onnx(edgeseg_run, tmp_path / 'm.onnx')
   assert sidecar['int8']['method'].startswith('static int8 (onnxruntime quantize_static')
   assert sidecar['int8']['mean_kp_distance_to_float32'] < 0.5 * 2 / 63
   import onnx
