@@ -62,6 +62,7 @@ def _default_workdir() -> str:
 
 def run(config, workdir: str, mode: str) -> None:
   """Teacher first (if it is missing), then the student; or evaluates the workdir."""
+  from data import pipeline
   from train import evaluate, loop, teacher
   from train import workdir as workdirs
   from train.experiment import Experiment
@@ -70,6 +71,7 @@ def run(config, workdir: str, mode: str) -> None:
     evaluate.evaluate_workdir(Experiment(config, workdir))
     return
   teacher_config = teacher.teacher_to_train(config)
+  pipeline.make_builder(config.data)  # a video folder's layout, before any folder is made
   # Every folder either step writes, checked before the first (minutes) begins.
   with workdirs.lock(workdir):
     workdirs.check_folder(

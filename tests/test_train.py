@@ -388,11 +388,10 @@ def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
   assert found['variances'] == sorted(found['variances'])
   dead, total = found['dead_channels']
   assert 0 <= dead <= total == 8 + 72 + 72  # EdgeSegNet's three BatchNorms
-  # Both flag forms (--flag=value and --flag value).
-  cli = _tool('tools.outliers', '--workdir', str(workdir), f'--step={step}', '--top', '2')
-  assert cli.returncode == 0, cli.stderr
-  assert f'checkpoint step {step}' in cli.stdout and 'running statistics' in cli.stdout
-  assert 'Gaussian blur, sigma 1 pixel' in cli.stdout and 'INFO' not in cli.stderr
+  # The command's wiring, both flag forms (--flag=value and --flag value); its whole
+  # output: the slow test below.
+  line = commands.last_error_line(_tool('tools.outliers', '--workdir', str(workdir), '--step=99'))
+  assert line.startswith('error: no checkpoint of step 99 ')
   under = found['perturbed']
   assert set(under) == {'none', *outliers.PERTURBATIONS}
   assert all(np.all(np.isfinite(v['largest'])) and len(v['kp_shift']) == 16 for v in under.values())
@@ -401,6 +400,15 @@ def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
     outliers.inspect(str(workdir), 99999)
   with pytest.raises(CheckpointError, match='^no checkpoints at '):
     outliers.inspect(str(shared / 'missing'))
+
+
+@pytest.mark.slow
+def test_outliers_command_prints_its_tables(edgeseg_run):
+  workdir, step = edgeseg_run[0], 6
+  cli = _tool('tools.outliers', '--workdir', str(workdir), f'--step={step}', '--top', '2')
+  assert cli.returncode == 0, cli.stderr
+  assert f'checkpoint step {step}' in cli.stdout and 'running statistics' in cli.stdout
+  assert 'Gaussian blur, sigma 1 pixel' in cli.stdout and 'INFO' not in cli.stderr
 
 
 def _damaged_copy(edgeseg_run, tmp_path):
