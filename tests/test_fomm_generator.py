@@ -7,6 +7,7 @@ import torch
 from flax import nnx
 
 import models
+from tests.test_parity import assert_round_trip_is_identical
 from torch_twins import create_twin, porting
 
 torch.set_num_threads(1)
@@ -108,15 +109,7 @@ def test_round_trip_torch_flax_torch_is_identical():
     'final.weight',
   ):
     assert key in original, key
-  model = models.create_model(NAME, NARROW, rngs=nnx.Rngs(7))
-  porting.torch_to_flax(original, model, NAME)
-  back = create_twin(NAME, NARROW)
-  porting.load_into_twin(model, NAME, back)
-  restored = back.state_dict()
-  assert set(restored) == set(original)
-  for key, value in original.items():
-    if not key.endswith('num_batches_tracked'):
-      assert torch.equal(restored[key], value), key
+  assert_round_trip_is_identical(original, NAME, NARROW)
 
 
 def test_the_zoo_keeps_the_generator_apart_with_vox_defaults():

@@ -79,6 +79,11 @@ def test_round_trip_torch_flax_torch_is_identical(name, width):
         module.running_mean.normal_(0, 0.1)
         module.running_var.uniform_(0.5, 1.5)
   original = {k: v.clone() for k, v in twin.state_dict().items()}
+  assert_round_trip_is_identical(original, name, options)
+
+
+def assert_round_trip_is_identical(original, name, options):
+  """`original` (a twin's state dict) ported to Flax and back comes out identical."""
   model = models.create_model(name, options, rngs=nnx.Rngs(7))
   porting.torch_to_flax(original, model, name)
   back = create_twin(name, options)
