@@ -13,6 +13,12 @@ with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
 - dense conv with a tiny reduction (k > 1, k*k*C <= 128: RGB stems, 3x3 convs
   on a handful of channels): *im2col + matmul*.
 - everything else: XLA's own convolution.
+- forced per layer (`layers.Conv(form=...)`), from timings at FOMM generator's
+  256x256 (docs/animation.md): its 7x7 RGB stem runs XLA's convolution (row
+  shifts there are 5-7x slower: the 64-channel-per-row product is 115 MB),
+  its 7x7 64 -> 3 output conv the *output-shifted matrix product*
+  (`conv2d_out_shift`: C -> k*k*O in one matmul, then k*k shifted sums; 2x
+  faster than XLA's convolution with 3 outputs).
 - transposed conv: XLA's input-dilated convolution; at stride 1 of the
   flipped input with the kernel as stored, output flipped back, which saves
   copying the flipped kernel on every call.
@@ -128,7 +134,38 @@ def conv2d_row_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Ar
   return out
 
 
-_FORMS = {'direct': conv2d_direct, 'im2col': conv2d_im2col, 'row_shift': conv2d_row_shift}
+def conv2d_out_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """One matmul from each input pixel to every tap's outputs (C -> k*k*O), then the k*k
+  shifted slices summed: for wide kernels onto a few outputs (FOMM generator's 7x7 final
+  conv, 64 -> 3 at 256x256), where XLA's convolution runs its 3-wide output badly."""
+  kernel_size, _, in_features, out_features = kernel.shape
+  batch, height, width, _ = x.shape
+  weights = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)
+  per_tap = (x.reshape(-1, in_features) @ weights).reshape(
+    batch, height, width, kernel_size, kernel_size, out_features
+  )
+  out_h = (height - kernel_size) // stride + 1
+  out_w = (width - kernel_size) // stride + 1
+  out = None
+  for i in range(kernel_size):
+    for j in range(kernel_size):
+      term = lax.slice(
+        per_tap,
+        (0, i, j, i, j, 0),
+        (batch, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, i + 1, j + 1,
+         out_features),
+        (1, stride, stride, 1, 1, 1),
+      )[:, :, :, 0, 0]  # fmt: skip
+      out = term if out is None else out + term
+  return out
+
+
+_FORMS = {
+  'direct': conv2d_direct,
+  'im2col': conv2d_im2col,
+  'row_shift': conv2d_row_shift,
+  'out_shift': conv2d_out_shift,
+}
 
 
 def conv2d(
@@ -141,7 +178,8 @@ def conv2d(
     kernel: (k, k, C, O).
     stride: the same stride along both spatial axes.
     padding: zeros on each side of H and W, an int or (before, after).
-    form: force 'direct', 'im2col' or 'row_shift' (default: `conv_form`'s choice).
+    form: force 'direct', 'im2col', 'row_shift' or 'out_shift' (default: `conv_form`'s
+      choice; 'out_shift' is only ever chosen by a layer, `layers.Conv(form=...)`).
 
   Returns:
     (B, Ho, Wo, O) with Ho = (H + before + after - k) // stride + 1.
