@@ -7,8 +7,8 @@ both keypoint sets; the source's keypoints are found once per video, so they
 are not part of a frame. JAX: each part compiled ahead of time
 (`models.compiler.CompiledCall`, weight-only work hoisted), inputs on the
 device, block_until_ready. PyTorch: the twins, eager, same weights. ONNX
-Runtime: the generator's twin exported with the same weights (the detectors'
-files come from the main benchmark). Outputs are compared before timing, and
+Runtime: the twins exported with the same weights (each detector behind its
+downsampling; the frame is the two sessions back to back). Outputs are compared before timing, and
 the frameworks are timed in alternating blocks. Import this module only
 after pinning the process's cores (`bench.worker`).
 """
@@ -84,6 +84,19 @@ def _generator_onnx(
     if not os.path.exists(path):  # the other thread count's worker may have written it
       module = graph.deployable(generator, GENERATOR, options)
       formats.convert(module, inputs, 'onnx', path + '.partial')
+      os.replace(path + '.partial', path)
+    return formats.OnnxRuntime(path, torch.get_num_threads()), None
+  except formats.ExportError as error:
+    return None, str(error)
+
+
+def _detector_onnx(
+  module: torch.nn.Module, frame: np.ndarray, *, path: str
+) -> tuple[Any, str | None]:
+  """(ONNX Runtime session of a detector behind its downsampling, None) or (None, why)."""
+  try:
+    if not os.path.exists(path):
+      formats.convert(graph.Deployable(module).eval(), frame, 'onnx', path + '.partial')
       os.replace(path + '.partial', path)
     return formats.OnnxRuntime(path, torch.get_num_threads()), None
   except formats.ExportError as error:
@@ -205,6 +218,21 @@ def bench_fomm(
           ours['generator'], session.run(ort_inputs)['prediction']
         )
         ort_calls['generator'] = lambda: session.run(ort_inputs)
+      for name, overrides in detectors.items():
+        key = f'detector:{name}'
+        detector_path = os.path.join(
+          exported_dir, f'{name}_frame{size}_{_tag(dict(overrides))}.onnx'
+        )
+        detector_session, why = _detector_onnx(torch_calls[key], frame, path=detector_path)
+        if detector_session is None:
+          runtime_failed[f'onnxruntime:{name}'] = why
+          continue
+        differences[f'onnxruntime:{key}'] = _max_difference(ours[key], detector_session(frame))
+        ort_calls[key] = lambda d=detector_session: d(frame)
+        if name == teacher and session is not None:
+          ort_calls['frame'] = lambda d=detector_session: session.run(
+            {**ort_inputs, **_driving(d(frame))}
+          )
     bad = {key: value for key, value in differences.items() if value > TOLERANCE}
     if bad:
       raise RuntimeError(f'FOMM: the frameworks disagree on the same weights and inputs: {bad}.')
@@ -240,6 +268,10 @@ def bench_fomm(
     'runtimes_failed': runtime_failed,
     'hoisted_ops': {key: call.hoisted for key, call in jax_calls.items()},
   }
+
+
+def _driving(kp: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {'kp_driving': kp['kp'], 'jacobian_driving': kp['jacobian']}
 
 
 def _tag(options: Mapping[str, Any]) -> str:

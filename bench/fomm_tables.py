@@ -62,17 +62,21 @@ def detectors_table(records: Records) -> str:
   lines = [
     '| threads | detector | input | mult-adds (G) | JAX detector (ms) | JAX frame (ms) '
     '| detector share (JAX) | PyTorch detector (ms) | PyTorch frame (ms) '
-    '| detector share (PyTorch) |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| detector share (PyTorch) | ORT detector (ms) | ORT frame (ms) | detector share (ORT) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for record in records:
     fomm = record['fomm']
     times = fomm['times']
     for name, row in fomm['detectors'].items():
       cells = []
-      for framework in ('jax', 'torch'):
+      for framework, _ in FRAMEWORKS:
         detector = _ms(times, framework, f'detector:{name}')
-        frame = detector + _ms(times, framework, 'generator')
+        generator = _ms(times, framework, 'generator')
+        if detector is None or generator is None:
+          cells += ['-', '-', '-']
+          continue
+        frame = detector + generator
         cells += [_cell(detector), _cell(frame), f'{100 * detector / frame:.1f}%']
       lines.append(
         f'| {record["threads"]} | {name} | {row["input_size"]} | {row["mult_adds_g"]:.3f} '
@@ -100,7 +104,8 @@ def summary_lines(records: Records) -> str:
     + '.',
     'Frame with each detector = its measured time (anti-alias downsampling of the driving '
     "frame included) + the measured generator; the source frame's keypoints are found once "
-    'per video. "whole frame" is one timed call (JAX: two compiled functions back to back).',
+    'per video. "whole frame" is one timed call with the teacher (JAX: two compiled functions '
+    'back to back; ONNX Runtime: two sessions).',
   ]
   for runtime, why in fomm.get('runtimes_failed', {}).items():
     lines.append(f'{runtime}: the generator did not export: {why}')
