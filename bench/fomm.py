@@ -118,12 +118,12 @@ def bench_fomm(
   Args:
     runs: timed calls per measurement.
     threads: the cores this process is pinned to (PyTorch and ORT get as many).
-    exported_dir: where the generator's .onnx is written once, for every worker.
+    exported_dir: where the .onnx files are written once, for every worker.
     size: the frames' side (vox: 256).
     generator_options: overrides of the generator's defaults (tests: narrow).
     detectors: name -> option overrides, the first one the teacher the frame is
       measured with; default the zoo, at its widths, with its `input_options`.
-    onnxruntime: time the generator's ONNX export too.
+    onnxruntime: time the ONNX exports too (generator, each detector, the frame).
   """
   torch.set_num_threads(threads)
   generator_options = models.model_config(GENERATOR, dict(generator_options or {}))
@@ -212,7 +212,7 @@ def bench_fomm(
       path = os.path.join(exported_dir, f'{GENERATOR}_{size}_{_tag(generator_options)}.onnx')
       session, why = _generator_onnx(generator, generator_options, ort_inputs, path=path)
       if session is None:
-        runtime_failed['onnxruntime'] = why
+        runtime_failed['onnxruntime:generator'] = why
       else:
         differences['onnxruntime:generator'] = _max_difference(
           ours['generator'], session.run(ort_inputs)['prediction']

@@ -107,8 +107,8 @@ def summary_lines(records: Records) -> str:
     'per video. "whole frame" is one timed call with the teacher (JAX: two compiled functions '
     'back to back; ONNX Runtime: two sessions).',
   ]
-  for runtime, why in fomm.get('runtimes_failed', {}).items():
-    lines.append(f'{runtime}: the generator did not export: {why}')
+  for what, why in fomm.get('runtimes_failed', {}).items():
+    lines.append(f'{what}: the export failed, not timed: {why}')
   return '\n\n'.join(lines)
 
 
