@@ -5,6 +5,8 @@
   python benchmark.py --checkpoint=workdirs/edgeseg    # time trained weights (read only)
   python benchmark.py --runs=3 --models=squeeze_unet --out=/tmp/bench   # quick
 
+  python benchmark.py --fomm_only --fomm_runs=10      # where a FOMM frame's time goes
+
 Writes OUT/table3.md, OUT/figure1.md, OUT/ablations.md, OUT/results.json and
 OUT/figure1.png.
 
@@ -16,7 +18,10 @@ better of NCHW and channels_last (`bench.models`); ONNX Runtime and LiteRT
 (XNNPACK): the twin exported with the same weights, as many threads as
 cores (`bench.runtimes`; --no_runtimes skips them). Median of --runs calls, the
 frameworks timed in alternating blocks. The hand-written forms of
-`bench.ablations` are timed beside the straightforward XLA ones.
+`bench.ablations` are timed beside the straightforward XLA ones. --fomm adds
+OUT/fomm.md: FOMM's detector, dense motion network and generator at 256x256
+in each framework, and the frame with the teacher or a student as detector
+(`bench.fomm`); --fomm_only times only that.
 """
 
 from __future__ import annotations
@@ -49,6 +54,13 @@ _RUNTIMES = flags.DEFINE_multi_enum(
   'deployment runtimes timed beside JAX and PyTorch (repeat the flag for several)',
 )
 _NO_RUNTIMES = flags.DEFINE_bool('no_runtimes', False, 'time JAX and PyTorch only')
+_FOMM = flags.DEFINE_bool(
+  'fomm', False, "also time a FOMM frame's parts at 256x256 (OUT/fomm.md; bench.fomm)"
+)
+_FOMM_ONLY = flags.DEFINE_bool('fomm_only', False, 'time the FOMM frame only (implies --fomm)')
+_FOMM_RUNS = flags.DEFINE_integer(
+  'fomm_runs', 10, 'timed calls per FOMM measurement (a frame is ~1 s)', lower_bound=1
+)
 # Internal: set on the worker processes this command starts. Defined under another
 # module name, so that --help leaves it out (--helpfull lists it).
 _THREADS_WORKER = flags.DEFINE_integer(
@@ -104,6 +116,9 @@ def _worker_command(count: int, exported_dir: str) -> list[str]:
     '--skip_figure1' if _SKIP_FIGURE1.value else '--noskip_figure1',
     f'--threads_worker={count}',
     f'--exported_dir={exported_dir}',
+    '--fomm' if _FOMM.value else '--nofomm',
+    '--fomm_only' if _FOMM_ONLY.value else '--nofomm_only',
+    f'--fomm_runs={_FOMM_RUNS.value}',
     *(f'--runtimes={runtime}' for runtime in _runtimes()),
     '--no_runtimes' if not _runtimes() else '--nono_runtimes',
   ]
@@ -149,6 +164,9 @@ def main(argv: list[str]) -> None:
       skip_figure1=_SKIP_FIGURE1.value,
       exported_dir=_EXPORTED_DIR.value,
       runtimes=_runtimes(),
+      fomm=_FOMM.value or _FOMM_ONLY.value,
+      fomm_only=_FOMM_ONLY.value,
+      fomm_runs=_FOMM_RUNS.value,
     )
     print(json.dumps(record))
     return
@@ -165,11 +183,23 @@ def main(argv: list[str]) -> None:
   from bench import tables
 
   machine = tables.machine_line(records, batch=_BATCH.value, runs=_RUNS.value)
-  text3 = tables.table3(records)
   print(machine)
+  written = ['results.json']
+  if _FOMM.value or _FOMM_ONLY.value:
+    from bench import fomm_tables
+
+    text_fomm = fomm_tables.fomm_tables(records)
+    print(text_fomm)
+    _write(out, 'fomm.md', machine + '\n\n' + text_fomm + '\n')
+    written.append('fomm.md')
+  if _FOMM_ONLY.value:
+    _write(out, 'results.json', json.dumps({'machine': machine, 'records': records}, indent=2))
+    print(f'wrote {", ".join(os.path.join(out, name) for name in written)}')
+    return
+  text3 = tables.table3(records)
   print(text3)
   _write(out, 'table3.md', machine + '\n\n' + text3 + '\n')
-  written = ['table3.md', 'ablations.md', 'results.json']
+  written += ['table3.md', 'ablations.md']
   if not _SKIP_FIGURE1.value:
     text1 = tables.figure1_table(records)
     print(text1)

@@ -25,6 +25,9 @@ def measure(
   skip_figure1: bool,
   exported_dir: str,
   runtimes: tuple[str, ...],
+  fomm: bool = False,
+  fomm_only: bool = False,
+  fomm_runs: int = 10,
 ) -> dict[str, Any]:
   """Pins this process to `threads` cores, then measures; returns one JSON-ready record."""
   cores = sorted(os.sched_getaffinity(0))[:threads]
@@ -49,6 +52,18 @@ def measure(
       **{package: importlib.metadata.version(package) for package in RUNTIME_PACKAGES},
     },
   }
+  if fomm:
+    from bench import fomm as fomm_bench
+
+    print(f'  FOMM frame, {threads} thread(s)...', file=sys.stderr, flush=True)
+    record['fomm'] = fomm_bench.bench_fomm(
+      runs=fomm_runs,
+      threads=threads,
+      exported_dir=exported_dir,
+      onnxruntime='onnxruntime' in runtimes,
+    )
+  if fomm_only:
+    return record
   for name in names:
     print(f'  {name}, {threads} thread(s)...', file=sys.stderr, flush=True)
     record['models'].append(

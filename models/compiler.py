@@ -100,6 +100,50 @@ class InferenceFunction:
     return self.compiled(self.weights, images)
 
 
+class CompiledCall:
+  """`call(model, *inputs)` compiled ahead of time for the shapes of `inputs`, in eval mode.
+
+  `InferenceFunction` for models that take more than one image (FOMM's
+  generator takes a frame and two keypoint dicts) or that run inside a larger
+  function (a detector behind its downsampling): the same flattened weights,
+  hoisted weight-only work (BatchNorm folding, `models.hoisting`), inference
+  forms and compiler options. `inputs` may be any pytrees of arrays.
+  """
+
+  def __init__(
+    self,
+    model: nnx.Module,
+    call: Callable[..., Any],
+    *inputs: Any,
+    xla_defaults: bool = False,
+    hoist: bool = True,
+  ):
+    model.eval()
+    graphdef, state = nnx.split(model)
+    leaves, treedef = jax.tree.flatten(state)
+
+    def forward(leaves, inputs):
+      with ops.inference_forms():
+        return call(nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves)), *inputs)
+
+    self.specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tuple(inputs))
+    leaves = jax.device_put(leaves)
+    self.hoisted = 0
+    if hoist:
+      split = hoisting.split(forward, leaves, self.specs)
+      self.weights = jax.jit(split.prepare_fn())(*leaves)
+      apply = split.apply_fn()
+      self.hoisted = split.hoisted
+      forward = lambda weights, inputs: apply(*weights, *jax.tree.leaves(inputs))  # noqa: E731
+    else:
+      self.weights = leaves
+    compile_fn = jax.jit if xla_defaults else jit
+    self.compiled = compile_fn(forward).lower(self.weights, self.specs).compile()
+
+  def __call__(self, *inputs: Any) -> Any:
+    return self.compiled(self.weights, inputs)
+
+
 def predict(
   model: nnx.Module,
   images: Any,

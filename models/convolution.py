@@ -13,6 +13,12 @@ with `models.compiler`'s options (docs/performance.md, `python benchmark.py`
 - dense conv with a tiny reduction (k > 1, k*k*C <= 128: RGB stems, 3x3 convs
   on a handful of channels): *im2col + matmul*.
 - everything else: XLA's own convolution.
+- forced per layer (`layers.Conv(form=...)`), from timings at FOMM generator's
+  256x256 (docs/animation.md): its 7x7 RGB stem runs XLA's convolution (row
+  shifts there are 5-7x slower: the 64-channel-per-row product is 115 MB),
+  its 7x7 64 -> 3 output conv the *output-shifted matrix product*
+  (`conv2d_out_shift`: C -> k*k*O in one matmul, then k*k shifted sums; 2x
+  faster than XLA's convolution with 3 outputs).
 - transposed conv: XLA's input-dilated convolution; at stride 1 of the
   flipped input with the kernel as stored, output flipped back, which saves
   copying the flipped kernel on every call.
@@ -40,6 +46,8 @@ import numpy as np
 from jax import lax
 
 from models import ops
+from models.conv_matmul import conv2d_im2col, conv2d_out_shift, conv2d_row_shift
+from models.conv_matmul import taps as _taps
 
 Padding = int | tuple[int, int]
 
@@ -62,19 +70,6 @@ def _pad(x: jax.Array, before: int, after: int) -> jax.Array:
   return lax.pad(x, jnp.zeros((), x.dtype), config)
 
 
-def _taps(x: jax.Array, kernel_size: int, stride: int, axis: int) -> list[jax.Array]:
-  """The k strided windows of (already padded) `x` along `axis` (1 = H, 2 = W)."""
-  size = (x.shape[axis] - kernel_size) // stride + 1
-  windows = []
-  for i in range(kernel_size):
-    start = [0] * x.ndim
-    limit = list(x.shape)
-    strides = [1] * x.ndim
-    start[axis], limit[axis], strides[axis] = i, i + (size - 1) * stride + 1, stride
-    windows.append(lax.slice(x, start, limit, strides))
-  return windows
-
-
 def conv_form(kernel_shape: tuple[int, ...]) -> str:
   """Which form `conv2d` uses for a (k, k, C, O) kernel: 'direct', 'im2col' or 'row_shift'."""
   kernel_size, _, in_features, _ = kernel_shape
@@ -92,43 +87,12 @@ def conv2d_direct(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array
   )
 
 
-def conv2d_im2col(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-  """All k*k taps stacked along channels, then one matmul (padded input)."""
-  kernel_size, _, in_features, out_features = kernel.shape
-  rows = _taps(x, kernel_size, stride, axis=1)
-  patches = jnp.concatenate(
-    [tap for row in rows for tap in _taps(row, kernel_size, stride, axis=2)], axis=-1
-  )
-  batch, out_h, out_w, _ = patches.shape
-  flat = patches.reshape(batch * out_h * out_w, kernel_size * kernel_size * in_features)
-  y = flat @ kernel.reshape(-1, out_features)
-  return y.reshape(batch, out_h, out_w, out_features)
-
-
-def conv2d_row_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-  """Column shifts stacked along channels, one matmul to every kernel row, row shifts summed."""
-  kernel_size, _, in_features, out_features = kernel.shape
-  columns = jnp.concatenate(_taps(x, kernel_size, stride, axis=2), axis=-1)  # (B, H, Wo, k*C)
-  batch, height, out_w, _ = columns.shape
-  # (j, c) -> (i, o): kernel[i, j, c, o] rearranged so one matmul serves all rows i.
-  weights = kernel.transpose(1, 2, 0, 3).reshape(kernel_size * in_features, -1)
-  per_row = (columns.reshape(-1, kernel_size * in_features) @ weights).reshape(
-    batch, height, out_w, kernel_size, out_features
-  )
-  out_h = (height - kernel_size) // stride + 1
-  out = None
-  for i in range(kernel_size):
-    term = lax.slice(
-      per_row,
-      (0, i, 0, i, 0),
-      (batch, i + (out_h - 1) * stride + 1, out_w, i + 1, out_features),
-      (1, stride, 1, 1, 1),
-    )[:, :, :, 0]
-    out = term if out is None else out + term
-  return out
-
-
-_FORMS = {'direct': conv2d_direct, 'im2col': conv2d_im2col, 'row_shift': conv2d_row_shift}
+_FORMS = {
+  'direct': conv2d_direct,
+  'im2col': conv2d_im2col,
+  'row_shift': conv2d_row_shift,
+  'out_shift': conv2d_out_shift,
+}
 
 
 def conv2d(
@@ -141,7 +105,8 @@ def conv2d(
     kernel: (k, k, C, O).
     stride: the same stride along both spatial axes.
     padding: zeros on each side of H and W, an int or (before, after).
-    form: force 'direct', 'im2col' or 'row_shift' (default: `conv_form`'s choice).
+    form: force 'direct', 'im2col', 'row_shift' or 'out_shift' (default: `conv_form`'s
+      choice; 'out_shift' is only ever chosen by a layer, `layers.Conv(form=...)`).
 
   Returns:
     (B, Ho, Wo, O) with Ho = (H + before + after - k) // stride + 1.

@@ -45,8 +45,18 @@ def default_config() -> ml_collections.ConfigDict:
 class SameBlock(nnx.Module):
   """conv -> BatchNorm -> ReLU at the same size (FOMM's SameBlock2d)."""
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int, *, rngs: nnx.Rngs):
-    self.conv = Conv(in_features, out_features, kernel_size, padding=kernel_size // 2, rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    form: str | None = None,
+    rngs: nnx.Rngs,
+  ):
+    self.conv = Conv(
+      in_features, out_features, kernel_size, padding=kernel_size // 2, form=form, rngs=rngs
+    )
     self.norm = BatchNorm(out_features, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -140,7 +150,9 @@ class OcclusionAwareGenerator(nnx.Module):
     def width(i: int) -> int:
       return min(max_features, block_expansion * 2**i)
 
-    self.first = SameBlock(num_channels, block_expansion, 7, rngs=rngs)
+    # Conv forms measured at 256x256 (models/convolution.py): XLA's convolution for the RGB
+    # stem, the output-shifted product for the 3-channel output conv.
+    self.first = SameBlock(num_channels, block_expansion, 7, form='direct', rngs=rngs)
     self.down_blocks = nnx.List(
       [DownBlock(width(i), width(i + 1), rngs=rngs) for i in range(num_down_blocks)]
     )
@@ -151,7 +163,7 @@ class OcclusionAwareGenerator(nnx.Module):
         for i in range(num_down_blocks)
       ]
     )
-    self.final = Conv(block_expansion, num_channels, 7, padding=3, rngs=rngs)
+    self.final = Conv(block_expansion, num_channels, 7, padding=3, form='out_shift', rngs=rngs)
 
   def check_input_shape(self, shape: tuple[int, ...]) -> None:
     """Raises ValueError, naming the shape and the need, if the frames are unusable."""

@@ -117,16 +117,21 @@ class Conv(nnx.Module):
     stride: int = 1,
     padding: int = 0,
     use_bias: bool = True,
+    form: str | None = None,
     rngs: nnx.Rngs,
   ):
+    """`form`: force a `convolution.conv2d` form (default: chosen by the kernel's shape)."""
     shape = (kernel_size, kernel_size, in_features, out_features)
     fan_in = in_features * kernel_size * kernel_size
     self.kernel, self.bias = _kernel_and_bias(rngs, shape, fan_in, use_bias)
     self.stride = stride
     self.padding = padding
+    self.form = form
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = convolution.conv2d(x, self.kernel[...], stride=self.stride, padding=self.padding)
+    y = convolution.conv2d(
+      x, self.kernel[...], stride=self.stride, padding=self.padding, form=self.form
+    )
     return _finish(self, x, y)
 
 

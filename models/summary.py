@@ -167,6 +167,26 @@ def summarize(
   )
 
 
+def call_mult_adds(module: nnx.Module, inputs: tuple) -> int:
+  """Mult-adds of `module(*inputs)` by the rules above, for modules that take several
+  inputs (FOMM's generator: a frame and two keypoint dicts; its dense motion network).
+
+  `inputs` may be arrays or pytrees of them; only their shapes are used.
+  """
+  graphdef, state = nnx.split(module)
+  counted = nnx.merge(graphdef, state)
+  counted.eval()
+  specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.float32), tuple(inputs))
+  with layers.record_layer_calls() as calls:
+    jax.eval_shape(counted, *specs)
+  total = 0
+  for call in calls:
+    params = _param_count(call.layer)
+    batch_pixels = call.output_shape[:-1] if _is_conv(call.layer) else call.output_shape[:1]
+    total += params * math.prod(batch_pixels)
+  return total
+
+
 def format_layers(summary: ModelSummary) -> str:
   """A per-layer table with subtotals and totals, every column labelled."""
   header = (

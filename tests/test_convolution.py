@@ -140,7 +140,7 @@ def test_depthwise_conv_transpose_matches_per_channel_definition(stride, padding
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('form', ['direct', 'im2col', 'row_shift'])
+@pytest.mark.parametrize('form', ['direct', 'im2col', 'row_shift', 'out_shift'])
 @pytest.mark.parametrize(
   'size,in_features,kernel_size,stride,padding',
   [(8, 5, 3, 1, 1), (9, 4, 3, 2, 1), (16, 3, 7, 2, 3), (12, 6, 7, 1, 0), (10, 3, 5, 3, (1, 2))],

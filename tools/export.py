@@ -3,6 +3,7 @@
   python -m tools.export --checkpoint=workdirs/edgeseg --format=tflite --out=edgeseg.tflite
   python -m tools.export --checkpoint=workdirs/edgeseg --format=onnx --int8 --out=edgeseg.onnx
   python -m tools.export --model=squeeze_unet --format=tflite --out=squeeze_unet.tflite
+  python -m tools.export --checkpoint=workdirs/fomm_generator --format=onnx --out=generator.onnx
 
 --checkpoint takes a training workdir (its best checkpoint, or --step) or a
 checkpoint folder (`tools.convert_fomm`'s teacher). --model instead exports
@@ -18,6 +19,12 @@ training images) it also reports the int8 file's val distance beside the
 fp32 one's; the int8 file is the first of static int8, int16 activations and
 int8 weights alone that moves val distance by at most 0.005, else nothing is
 written.
+
+FOMM's generator (a `tools.convert_fomm --generator_out` folder, or
+--model=fomm_generator) is exported too, fp32: the file takes the source
+frame and both keypoint sets (kp and jacobian of the source and the driving
+frame) and gives the prediction; it is checked on --images random frames and
+keypoint sets (default 4) within 1e-4 (`torch_twins.export.generator`).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ _CHECKPOINT = flags.DEFINE_string(
 _MODEL = flags.DEFINE_enum(
   'model',
   None,
-  list(models.MODEL_NAMES),
+  [*models.MODEL_NAMES, *models.GENERATOR_NAMES],
   'instead of --checkpoint: this model with create_model(NAME, rngs=nnx.Rngs(0)) weights '
   '(random; for benchmarks and checks)',
 )
@@ -60,6 +67,9 @@ def _load():
   if _MODEL.value:
     name = _MODEL.value
     model = models.create_model(name, rngs=nnx.Rngs(0))
+    if name in models.GENERATOR_NAMES:
+      weights = {'source': f'random: models.create_model({name!r}, rngs=nnx.Rngs(0))'}
+      return model, name, models.default_config(name), weights, None
     size = model.default_input_size
     inputs = export_inputs.random_inputs(size, _IMAGES.value or 16, _CALIBRATION.value)
     weights = {'source': f'random: models.create_model({name!r}, rngs=nnx.Rngs(0))'}
@@ -71,6 +81,8 @@ def _load():
     'step': meta.get('step'),
     'provenance': meta.get('provenance', {}),
   }
+  if name in models.GENERATOR_NAMES:
+    return model, name, models.model_config(name, meta['options']), weights, None
   if 'experiment' in meta:
     inputs = export_inputs.workdir_inputs(meta['experiment'], _IMAGES.value, _CALIBRATION.value)
   else:
@@ -79,11 +91,39 @@ def _load():
   return model, name, models.model_config(name, meta['options']), weights, inputs
 
 
+def _export_generator(model, name: str, options, weights: dict) -> None:
+  """Exports FOMM's generator (fp32); raises ExportError for what cannot work."""
+  from torch_twins.export import ExportError
+  from torch_twins.export.generator import export_generator
+
+  if _INT8.value:
+    raise ExportError(f'{name}: int8 export is for the keypoint detectors; drop --int8.')
+  print(f'exporting {name} to {_FORMAT.value}', flush=True)
+  sidecar = export_generator(
+    model,
+    name,
+    options,
+    fmt=_FORMAT.value,
+    out=_OUT.value,
+    weights=weights,
+    count=_IMAGES.value or 4,
+    overwrite=_OVERWRITE.value,
+  )
+  parity = sidecar['parity']
+  print(
+    f'fp32 file vs Flax on {parity["inputs"]}: max |difference| prediction '
+    f'{parity["max_abs_difference_to_flax"]["prediction"]:.2g}'
+  )
+  print(f'wrote {_OUT.value} ({sidecar["size_bytes"]:,} bytes) and {_OUT.value}.json')
+
+
 def main(argv: list[str]) -> None:
   cli.no_positional(argv)
   logging.set_verbosity(logging.WARNING)  # the converters log every lowering at INFO
   if bool(_CHECKPOINT.value) == bool(_MODEL.value):
     sys.exit('error: pass either --checkpoint=WORKDIR_OR_FOLDER or --model=NAME (not both).')
+  if _INT8.value and _MODEL.value in models.GENERATOR_NAMES:  # before building it
+    sys.exit(f'error: {_MODEL.value}: int8 export is for the keypoint detectors; drop --int8.')
   if os.path.exists(_OUT.value) and not _OVERWRITE.value:
     sys.exit(f'error: {_OUT.value} exists; pass --overwrite to replace it, or another --out.')
   from train import workdir
@@ -99,6 +139,9 @@ def main(argv: list[str]) -> None:
 
   try:
     model, name, options, weights, inputs = _load()
+    if inputs is None:  # FOMM's generator
+      _export_generator(model, name, options, weights)
+      return
     print(f'exporting {name} to {_FORMAT.value}{" (int8)" if _INT8.value else ""}', flush=True)
     sidecar = export(
       model,

@@ -21,11 +21,21 @@ def _value(kp: dict[str, torch.Tensor]) -> torch.Tensor:
   return kp['value'] if 'value' in kp else kp['kp']
 
 
+def inverse_2x2(matrix: torch.Tensor) -> torch.Tensor:
+  """torch.inverse of (..., 2, 2) matrices, written out: ONNX and LiteRT have no inverse op."""
+  a, b = matrix[..., 0, 0], matrix[..., 0, 1]
+  c, d = matrix[..., 1, 0], matrix[..., 1, 1]
+  det = a * d - b * c
+  return (
+    torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[..., None, None]
+  )
+
+
 def kp2gaussian(kp: torch.Tensor, height: int, width: int, kp_variance: float) -> torch.Tensor:
   """(B, K, H, W) Gaussians around (B, K, 2) keypoints (FOMM's kp2gaussian)."""
   grid = make_coordinate_grid(height, width, kp.dtype).view(1, 1, height, width, 2)
   mean_sub = grid - kp.view(*kp.shape[:2], 1, 1, 2)
-  return torch.exp(-0.5 * (mean_sub**2).sum(-1) / kp_variance)
+  return torch.exp(-0.5 * (mean_sub * mean_sub).sum(-1) / kp_variance)  # no pow: LiteRT
 
 
 class DenseMotionNetwork(nn.Module):
@@ -73,17 +83,20 @@ class DenseMotionNetwork(nn.Module):
     identity_grid = make_coordinate_grid(h, w, source_image.dtype).view(1, 1, h, w, 2)
     coordinate_grid = identity_grid - _value(kp_driving).view(bs, self.num_kp, 1, 1, 2)
     if kp_driving.get('jacobian') is not None:
-      jacobian = torch.matmul(kp_source['jacobian'], torch.inverse(kp_driving['jacobian']))
-      jacobian = jacobian.unsqueeze(-3).unsqueeze(-3).repeat(1, 1, h, w, 1, 1)
-      coordinate_grid = torch.matmul(jacobian, coordinate_grid.unsqueeze(-1)).squeeze(-1)
+      jacobian = torch.matmul(kp_source['jacobian'], inverse_2x2(kp_driving['jacobian']))
+      # FOMM repeats the jacobian over every pixel and matmuls; a broadcast product is the
+      # same sum, and exports (LiteRT's broadcast_to stops at 8 dimensions).
+      jacobian = jacobian.view(bs, self.num_kp, 1, 1, 2, 2)
+      coordinate_grid = (jacobian * coordinate_grid.unsqueeze(-2)).sum(-1)
     driving_to_source = coordinate_grid + _value(kp_source).view(bs, self.num_kp, 1, 1, 2)
-    identity_grid = identity_grid.repeat(bs, 1, 1, 1, 1)
+    identity_grid = identity_grid.expand(bs, -1, -1, -1, -1)
     return torch.cat([identity_grid, driving_to_source], dim=1)
 
   def create_deformed_source_image(self, source_image, sparse_motions):
     bs, _, h, w = source_image.shape
-    source_repeat = source_image.unsqueeze(1).unsqueeze(1).repeat(1, self.num_kp + 1, 1, 1, 1, 1)
-    source_repeat = source_repeat.view(bs * (self.num_kp + 1), -1, h, w)
+    copies = self.num_kp + 1  # expand, not FOMM's 6-D repeat: the same copies, exportable
+    source_repeat = source_image.unsqueeze(1).expand(bs, copies, -1, h, w)
+    source_repeat = source_repeat.reshape(bs * copies, -1, h, w)
     sparse_motions = sparse_motions.view((bs * (self.num_kp + 1), h, w, -1))
     sparse_deformed = F.grid_sample(source_repeat, sparse_motions, align_corners=self.align_corners)
     return sparse_deformed.view((bs, self.num_kp + 1, -1, h, w))

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import torch
 
-from torch_twins.export.graph import INPUT, OUTPUTS, Deployable
+from torch_twins.export.graph import INPUT, OUTPUTS
 
 FORMATS = ('tflite', 'onnx')
 
@@ -58,13 +58,21 @@ def _jax_x64_for_litert():
     jax.config.update('jax_enable_x64', enabled)
 
 
-def convert(module: Deployable, example: np.ndarray, fmt: str, path: str) -> None:
+def convert(
+  module: torch.nn.Module, example: np.ndarray | dict[str, np.ndarray], fmt: str, path: str
+) -> None:
   """Writes `module` traced at `example`'s shape (static) to `path` in format `fmt`.
+
+  `example`: the image, or for modules with several inputs (FOMM's generator,
+  `graph.GeneratorDeployable`) a dict of them by name; the outputs are the
+  module's `OUTPUTS` (the keypoints for a `Deployable`).
 
   Raises:
     ExportError: the converter failed; the message names the operation.
   """
-  image = torch.from_numpy(np.ascontiguousarray(example, np.float32))
+  examples = example if isinstance(example, dict) else {INPUT: example}
+  kwargs = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in examples.items()}
+  outputs = list(getattr(module, 'OUTPUTS', OUTPUTS))
   log = io.StringIO()
   try:
     with contextlib.redirect_stdout(log), torch.no_grad():
@@ -72,15 +80,15 @@ def convert(module: Deployable, example: np.ndarray, fmt: str, path: str) -> Non
         with _jax_x64_for_litert():
           import litert_torch
 
-          litert_torch.convert(module, sample_kwargs={INPUT: image}).export(path)
+          litert_torch.convert(module, sample_kwargs=kwargs).export(path)
       elif fmt == 'onnx':
         torch.onnx.export(
           module,
           (),
           path,
-          kwargs={INPUT: image},
-          input_names=[INPUT],
-          output_names=list(OUTPUTS),
+          kwargs=kwargs,
+          input_names=list(kwargs),
+          output_names=outputs,
           dynamo=True,
           external_data=False,
           verbose=False,
@@ -103,7 +111,8 @@ class LiteRTRuntime:
 
     self.interpreter = Interpreter(model_path=path, num_threads=threads)
     self.runner = self.interpreter.get_signature_runner()
-    self.input = self.runner.get_input_details()[INPUT]
+    inputs = self.runner.get_input_details()
+    self.input = inputs.get(INPUT) or next(iter(inputs.values()))  # the generator: `source`
     self.outputs = self.runner.get_output_details()
 
   def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -115,6 +124,11 @@ class LiteRTRuntime:
       image = image.astype(self.input['dtype'])
     out = self.runner(**{INPUT: image})
     return {name: _dequantize(out[name], self.outputs[name]['quantization']) for name in OUTPUTS}
+
+  def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output by name, for a float32 file with several named inputs (FOMM's generator)."""
+    out = self.runner(**{k: np.asarray(v, np.float32) for k, v in inputs.items()})
+    return {name: np.asarray(value) for name, value in out.items()}
 
 
 def _dequantize(value: np.ndarray, quantization: tuple[float, int]) -> np.ndarray:
@@ -145,6 +159,12 @@ class OnnxRuntime:
   def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
     values = self.session.run(list(OUTPUTS), {INPUT: np.asarray(image, np.float32)})
     return dict(zip(OUTPUTS, values, strict=True))
+
+  def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output by name, for a file with several named inputs (FOMM's generator)."""
+    names = [o.name for o in self.session.get_outputs()]
+    feed = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
+    return dict(zip(names, self.session.run(names, feed), strict=True))
 
   def end_profiling(self) -> str:
     """Stops profiling; the path of the JSON trace written so far."""

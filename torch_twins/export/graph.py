@@ -9,6 +9,7 @@ import torch
 from flax import nnx
 from torch import nn
 
+import models
 from torch_twins import create_twin, porting
 from torch_twins.head import SoftArgmax
 
@@ -33,10 +34,46 @@ class Deployable(nn.Module):
     return {name: out[name] for name in OUTPUTS}
 
 
-def deployable(model: nnx.Module, name: str, options: Mapping[str, Any]) -> Deployable:
+class GeneratorDeployable(nn.Module):
+  """FOMM's generator twin behind NHWC frames and flat keypoint tensors.
+
+  Inputs: `source` (N, H, W, 3) float32 in [0, 1]; `kp_source`, `kp_driving`
+  (N, K, 2); `jacobian_source`, `jacobian_driving` (N, K, 2, 2): the
+  detector's outputs for the source frame and the driving frame. Output:
+  `prediction` (N, H, W, 3), the source re-posed.
+  """
+
+  INPUTS = ('source', 'kp_source', 'jacobian_source', 'kp_driving', 'jacobian_driving')
+  OUTPUTS = ('prediction',)
+
+  def __init__(self, twin: nn.Module):
+    super().__init__()
+    self.twin = twin
+
+  def forward(
+    self,
+    source: torch.Tensor,
+    kp_source: torch.Tensor,
+    jacobian_source: torch.Tensor,
+    kp_driving: torch.Tensor,
+    jacobian_driving: torch.Tensor,
+  ) -> dict[str, torch.Tensor]:
+    out = self.twin(
+      source.permute(0, 3, 1, 2),
+      kp_driving={'kp': kp_driving, 'jacobian': jacobian_driving},
+      kp_source={'kp': kp_source, 'jacobian': jacobian_source},
+    )
+    return {'prediction': out['prediction'].permute(0, 2, 3, 1)}
+
+
+def deployable(
+  model: nnx.Module, name: str, options: Mapping[str, Any]
+) -> Deployable | GeneratorDeployable:
   """The twin of Flax `model` (zoo name `name`, `options`) with its weights, in eval mode."""
   twin = create_twin(name, options).eval()
   porting.load_into_twin(model, name, twin)
+  if models.spec(name).kind == 'generator':
+    return GeneratorDeployable(twin).eval()
   return Deployable(twin).eval()
 
 
