@@ -58,6 +58,17 @@ NARROW = {
 }
 assert set(NARROW) == set(models.MODEL_NAMES), 'a new model needs its narrow widths here'
 
+# FOMM's generator: every block of vox-256's (down, bottleneck and up blocks, the dense
+# motion network's hourglass, mask and occlusion) with a handful of channels.
+NARROW_GENERATOR = {
+  'block_expansion': 8,
+  'max_features': 32,
+  'num_bottleneck_blocks': 2,
+  'dense_motion_block_expansion': 4,
+  'dense_motion_max_features': 16,
+  'dense_motion_num_blocks': 3,
+}
+
 
 # Per-model tests run narrow in the fast tier and at the zoo's widths in the slow one.
 WIDTHS = (pytest.param('narrow'), pytest.param('full', marks=pytest.mark.slow))

@@ -13,21 +13,14 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from flax import nnx
-from narrow import NARROW
+from narrow import NARROW, NARROW_GENERATOR
 
 import models
 from data import demo_videos, videos
 from train import animation, checkpoints, reconstruction
 
 SIZE, BATCH, FRAMES = 64, 3, 4
-GENERATOR = {
-  'block_expansion': 8,
-  'max_features': 32,
-  'num_bottleneck_blocks': 2,
-  'dense_motion_block_expansion': 4,
-  'dense_motion_max_features': 16,
-  'dense_motion_num_blocks': 3,
-}
+GENERATOR = NARROW_GENERATOR
 
 
 def _save(path, name, options, seed):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from flax import nnx
 from fomm_twin import narrow_fomm_twin
+from narrow import NARROW_GENERATOR
 
 from torch_twins import create_twin
 from torch_twins import fomm_generator_checkpoint as convert_generator
@@ -14,15 +15,7 @@ from train import checkpoints
 
 torch.set_num_threads(1)
 
-# vox-256's generator with a handful of channels, for the narrow detector's 10 keypoints.
-SMALL = {
-  'block_expansion': 8,
-  'max_features': 32,
-  'num_bottleneck_blocks': 2,
-  'dense_motion_block_expansion': 4,
-  'dense_motion_max_features': 16,
-  'dense_motion_num_blocks': 3,
-}
+SMALL = NARROW_GENERATOR  # for the narrow detector's 10 keypoints
 
 
 def _generator_twin(seed=0, **options):

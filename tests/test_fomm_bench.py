@@ -3,19 +3,11 @@
 import json
 import tempfile
 
-from narrow import NARROW
+from narrow import NARROW, NARROW_GENERATOR
 
 from bench import fomm, fomm_tables
 
-GENERATOR = {
-  'num_kp': 10,
-  'block_expansion': 8,
-  'max_features': 32,
-  'num_bottleneck_blocks': 2,
-  'dense_motion_block_expansion': 4,
-  'dense_motion_max_features': 16,
-  'dense_motion_num_blocks': 3,
-}
+GENERATOR = NARROW_GENERATOR  # the narrow detectors' 10 keypoints
 
 
 def test_fomm_frame_parts_are_timed_in_every_framework_and_tabled():

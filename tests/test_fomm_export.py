@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from narrow import NARROW_GENERATOR
 
 import models
 from models import compiler
@@ -22,15 +23,7 @@ from torch_twins.fomm_generator import inverse_2x2
 from train.checkpoints import save_model
 
 NAME = 'fomm_generator'
-NARROW = {
-  'num_kp': 5,
-  'block_expansion': 8,
-  'max_features': 32,
-  'num_bottleneck_blocks': 2,
-  'dense_motion_block_expansion': 4,
-  'dense_motion_max_features': 16,
-  'dense_motion_num_blocks': 3,
-}
+NARROW = {**NARROW_GENERATOR, 'num_kp': 5}
 
 
 def _generator(**options):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from narrow import NARROW_GENERATOR
 
 import models
 from tests.test_parity import assert_round_trip_is_identical
@@ -13,16 +14,8 @@ from torch_twins import create_twin, porting
 torch.set_num_threads(1)
 
 NAME = 'fomm_generator'
-# Every block of vox-256's generator with a handful of channels; 64x64 frames.
-NARROW = {
-  'num_kp': 5,
-  'block_expansion': 8,
-  'max_features': 32,
-  'num_bottleneck_blocks': 2,
-  'dense_motion_block_expansion': 4,
-  'dense_motion_max_features': 16,
-  'dense_motion_num_blocks': 3,
-}
+# The narrow generator with 5 keypoints; 64x64 frames.
+NARROW = {**NARROW_GENERATOR, 'num_kp': 5}
 KEYS = ('prediction', 'deformed', 'sparse_deformed', 'mask', 'occlusion_map')
 # FOMM's outputs, channels first, -> ours (channels last).
 _TO_NHWC = {4: (0, 2, 3, 1), 5: (0, 1, 3, 4, 2)}
