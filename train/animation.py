@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 import models
-from models import ops
+from models import compiler, ops
 from train import checkpoints
 
 
@@ -76,7 +76,7 @@ def load_detector(path: str | os.PathLike) -> tuple[nnx.Module, dict]:
 
 # Module-level and keyed by the graph definition: animators of one generator (one per
 # detector in a reconstruction run) share its compiled program.
-@functools.partial(jax.jit, static_argnums=(0, 3))
+@functools.partial(compiler.jit, static_argnums=(0, 3))
 def _detect(graphdef: nnx.GraphDef, state: nnx.State, frames: jax.Array, scale: float) -> dict:
   detector = nnx.merge(graphdef, state)
   images = ops.anti_alias_downsample(frames.astype(jnp.float32) / 255.0, scale)
@@ -84,7 +84,7 @@ def _detect(graphdef: nnx.GraphDef, state: nnx.State, frames: jax.Array, scale: 
   return {'kp': out['kp'], 'jacobian': out['jacobian']}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 6))
+@functools.partial(compiler.jit, static_argnums=(0, 6))
 def _generate(
   graphdef: nnx.GraphDef,
   state: nnx.State,
