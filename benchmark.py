@@ -184,7 +184,7 @@ def main(argv: list[str]) -> None:
 
   machine = tables.machine_line(records, batch=_BATCH.value, runs=_RUNS.value)
   print(machine)
-  written = ['results.json']
+  written = []
   if _FOMM.value or _FOMM_ONLY.value:
     from bench import fomm_tables
 
@@ -194,7 +194,7 @@ def main(argv: list[str]) -> None:
     written.append('fomm.md')
   if _FOMM_ONLY.value:
     _write(out, 'results.json', json.dumps({'machine': machine, 'records': records}, indent=2))
-    print(f'wrote {", ".join(os.path.join(out, name) for name in written)}')
+    print(f'wrote {", ".join(os.path.join(out, name) for name in [*written, "results.json"])}')
     return
   text3 = tables.table3(records)
   print(text3)
@@ -210,7 +210,7 @@ def main(argv: list[str]) -> None:
   print(text_ablation)
   _write(out, 'ablations.md', machine + '\n\n' + text_ablation + '\n')
   _write(out, 'results.json', json.dumps({'machine': machine, 'records': records}, indent=2))
-  print(f'wrote {", ".join(os.path.join(out, name) for name in written)}')
+  print(f'wrote {", ".join(os.path.join(out, name) for name in [*written, "results.json"])}')
 
 
 if __name__ == '__main__':
