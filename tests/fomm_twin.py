@@ -14,12 +14,19 @@ def narrow_fomm_twin(seed=0, **config):
   spread (peaked heatmaps), so that conversions are checked on telling outputs."""
   torch.manual_seed(seed)
   twin = create_twin('fomm_teacher', {**SMALL, **config})
+  draw_batchnorm(twin, scales=True)
+  with torch.no_grad():
+    twin.jacobian.weight.normal_(0, 0.05)
+    twin.kp.weight.mul_(30)
+  return twin.eval()
+
+
+def draw_batchnorm(twin, *, scales: bool = False) -> None:
+  """Draws a twin's BatchNorm statistics (and scales), so that no normalisation is the identity."""
   with torch.no_grad():
     for module in twin.modules():
       if isinstance(module, torch.nn.BatchNorm2d):
         module.running_mean.normal_(0, 0.1)
         module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-    twin.jacobian.weight.normal_(0, 0.05)
-    twin.kp.weight.mul_(30)
-  return twin.eval()
+        if scales:
+          module.weight.uniform_(0.5, 1.5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from fomm_twin import narrow_fomm_twin
+from fomm_twin import draw_batchnorm, narrow_fomm_twin
 from narrow import NARROW_GENERATOR
 
 from torch_twins import create_twin
@@ -21,12 +21,7 @@ SMALL = NARROW_GENERATOR  # for the narrow detector's 10 keypoints
 def _generator_twin(seed=0, **options):
   torch.manual_seed(seed)
   twin = create_twin('fomm_generator', {**SMALL, **options})
-  with torch.no_grad():
-    for module in twin.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.running_mean.normal_(0, 0.1)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
+  draw_batchnorm(twin, scales=True)
   return twin.eval()
 
 

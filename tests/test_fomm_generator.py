@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from fomm_twin import draw_batchnorm
 from narrow import NARROW_GENERATOR
 
 import models
@@ -82,11 +83,7 @@ def test_outputs_agree_with_the_twin_within_1e4(options):
 def test_round_trip_torch_flax_torch_is_identical():
   torch.manual_seed(0)
   twin = create_twin(NAME, NARROW)
-  with torch.no_grad():
-    for module in twin.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.running_mean.normal_(0, 0.1)
-        module.running_var.uniform_(0.5, 1.5)
+  draw_batchnorm(twin)
   original = {k: v.clone() for k, v in twin.state_dict().items()}
   # FOMM's checkpoint keys, the anti-alias buffer included.
   for key in (

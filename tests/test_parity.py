@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchinfo
 from flax import nnx
+from fomm_twin import draw_batchnorm
 from narrow import WIDTHS, options_at
 
 import models
@@ -73,11 +74,7 @@ def test_round_trip_torch_flax_torch_is_identical(name, width):
   options = options_at(name, width)
   torch.manual_seed(0)
   twin = create_twin(name, options)
-  with torch.no_grad():
-    for module in twin.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.running_mean.normal_(0, 0.1)
-        module.running_var.uniform_(0.5, 1.5)
+  draw_batchnorm(twin)
   original = {k: v.clone() for k, v in twin.state_dict().items()}
   assert_round_trip_is_identical(original, name, options)
 
