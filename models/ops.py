@@ -186,11 +186,28 @@ def _unnormalize(coordinate: jax.Array, size: int, align_corners: bool) -> jax.A
   return ((coordinate + 1.0) * size - 1.0) / 2.0
 
 
-def grid_sample(x: jax.Array, grid: jax.Array, *, align_corners: bool = False) -> jax.Array:
-  """PyTorch's F.grid_sample(mode='bilinear', padding_mode='zeros') on NHWC input.
+def _reflect(coordinate: jax.Array, size: int, align_corners: bool) -> jax.Array:
+  """torch's reflect_coordinates then clip_coordinates: folds a pixel index into the image."""
+  low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+  span = high - low
+  if span <= 0:
+    return jnp.zeros_like(coordinate)
+  distance = jnp.abs(coordinate - low)
+  flips = jnp.floor(distance / span)
+  extra = distance - flips * span
+  reflected = jnp.where(flips % 2 == 0, low + extra, high - extra)
+  return jnp.clip(reflected, 0, size - 1)
+
+
+def grid_sample(
+  x: jax.Array, grid: jax.Array, *, align_corners: bool = False, padding_mode: str = 'zeros'
+) -> jax.Array:
+  """PyTorch's F.grid_sample(mode='bilinear') on NHWC input, padding 'zeros' or 'reflection'.
 
   Each output pixel reads its four neighbours with one gather over the
-  flattened image; neighbours outside the image weigh zero (padding 'zeros').
+  flattened image; with padding 'zeros' neighbours outside the image weigh
+  zero, with 'reflection' (FOMM's random TPS transforms) positions are first
+  mirrored into the image at its edges.
   On XLA:CPU the gather is 19-140x faster than a one-hot matrix product or
   a separable (rows, then columns) form at FOMM's sizes; docs/performance.md
   has the numbers and the command (`python -m bench.grid_sample`).
@@ -200,14 +217,19 @@ def grid_sample(x: jax.Array, grid: jax.Array, *, align_corners: bool = False) -
     grid: (B, H', W', 2) sampling positions in [-1, 1], x (width) first, as torch's.
     align_corners: torch's option; False (torch's default since 1.3) maps -1
       and 1 to the outer edges of the corner pixels, True to their centres.
+    padding_mode: 'zeros' or 'reflection', torch's names.
 
   Returns:
     (B, H', W', C).
   """
+  if padding_mode not in ('zeros', 'reflection'):
+    raise ValueError(f"grid_sample: padding_mode={padding_mode!r}; valid: 'zeros', 'reflection'.")
   batch, height, width, channels = x.shape
   _, out_height, out_width, _ = grid.shape
   ix = _unnormalize(grid[..., 0], width, align_corners).reshape(batch, -1)
   iy = _unnormalize(grid[..., 1], height, align_corners).reshape(batch, -1)
+  if padding_mode == 'reflection':
+    ix, iy = _reflect(ix, width, align_corners), _reflect(iy, height, align_corners)
   x0, y0 = jnp.floor(ix), jnp.floor(iy)
   indices, weights = [], []
   for dy in (0, 1):

@@ -16,39 +16,47 @@ def _nchw(x):
   return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+@pytest.mark.parametrize('padding_mode', ['zeros', 'reflection'])
 @pytest.mark.parametrize('align_corners', [False, True])
 @pytest.mark.parametrize(
   'shape, grid_size', [((2, 7, 5, 3), (4, 6)), ((1, 16, 16, 8), (16, 16)), ((3, 5, 9, 1), (9, 4))]
 )
-def test_grid_sample_matches_torch_inside_and_outside(shape, grid_size, align_corners):
+def test_grid_sample_matches_torch_inside_and_outside(
+  shape, grid_size, align_corners, padding_mode
+):
   rng = np.random.default_rng(sum(shape))
   x = rng.normal(size=shape).astype(np.float32)
-  # Up to 1.5 either way: a third of the samples fall (partly) outside the image.
-  grid = rng.uniform(-1.5, 1.5, (shape[0], *grid_size, 2)).astype(np.float32)
+  # Up to 1.5 either way: a third of the samples fall (partly) outside the image; reflection
+  # also folds from as far as 3.5 (more than one image width out: several reflections).
+  reach = 3.5 if padding_mode == 'reflection' else 1.5
+  grid = rng.uniform(-reach, reach, (shape[0], *grid_size, 2)).astype(np.float32)
   # Exact pixel centres and edges too, where floor() and the border tests flip.
   grid[0, 0, : min(grid_size[1], 5), 0] = [-1.0, 1.0, 0.0, -1.0 - 1.0 / shape[2], 1.0][
     : min(grid_size[1], 5)
   ]
-  ours = ops.grid_sample(jnp.asarray(x), jnp.asarray(grid), align_corners=align_corners)
+  ours = ops.grid_sample(
+    jnp.asarray(x), jnp.asarray(grid), align_corners=align_corners, padding_mode=padding_mode
+  )
   theirs = F.grid_sample(
-    _nchw(x), torch.from_numpy(grid), mode='bilinear', padding_mode='zeros',
+    _nchw(x), torch.from_numpy(grid), mode='bilinear', padding_mode=padding_mode,
     align_corners=align_corners,
   )  # fmt: skip
   np.testing.assert_allclose(ours, theirs.numpy().transpose(0, 2, 3, 1), atol=1e-5, rtol=0)
 
 
-def test_grid_sample_gradients_match_torch():
+@pytest.mark.parametrize('padding_mode', ['zeros', 'reflection'])
+def test_grid_sample_gradients_match_torch(padding_mode):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, 6, 8, 3)).astype(np.float32)
   grid = rng.uniform(-1.2, 1.2, (2, 5, 4, 2)).astype(np.float32)
   weights = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
 
   def loss(x, grid):
-    return (ops.grid_sample(x, grid) * weights).sum()
+    return (ops.grid_sample(x, grid, padding_mode=padding_mode) * weights).sum()
 
   dx, dgrid = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(grid))
   tx, tgrid = _nchw(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
-  out = F.grid_sample(tx, tgrid, align_corners=False)
+  out = F.grid_sample(tx, tgrid, align_corners=False, padding_mode=padding_mode)
   (out * _nchw(weights)).sum().backward()
   np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
   np.testing.assert_allclose(dgrid, tgrid.grad.numpy(), atol=1e-4)

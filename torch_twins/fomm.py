@@ -111,8 +111,11 @@ class AntiAliasInterpolation2d(nn.Module):
     self.register_buffer('weight', kernel)
     self.groups = channels
     self.int_inv_scale = int(1 / scale)
+    self.scale = scale
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
+    if self.scale == 1.0:  # FOMM's: its kernel (sigma 0) is NaN there and unused
+      return x
     out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
     out = F.conv2d(out, weight=self.weight, groups=self.groups)
     return out[:, :, :: self.int_inv_scale, :: self.int_inv_scale]
