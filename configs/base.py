@@ -46,9 +46,12 @@ def data_config() -> ml_collections.ConfigDict:
       'train_size': 20_000,
       'validation_size': 2_000,
       'test_size': 2_000,
+      # `synthetic_face_clips` only (its split sizes count clips): frames per clip.
+      'frames_per_clip': 32,
       # `frames` only: the folder in FOMM's layout; at most this many evenly spaced
       # frames per video are stored, encoded ('png' or 'jpeg'); each epoch samples
-      # every training video num_repeats times (FOMM's); its split and quality rules.
+      # every training video (and clip) num_repeats times (FOMM's); its split and
+      # quality rules.
       'manual_dir': '',
       'frames_per_video': 32,
       'encoding': 'png',

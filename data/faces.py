@@ -63,6 +63,7 @@ _EXPRESSION = {
     'tilt': (-0.15, 0.15), 'brow_tilt': (-0.25, 0.25),
 }  # fmt: skip
 _SCALE = (0.42, 0.62)  # the pose's overall scale; the canonical pose is its midpoint
+EXPRESSION_RANGES = _EXPRESSION  # public, for `data.face_clips`, which animates them
 
 
 def _features(shape: dict[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -109,6 +110,7 @@ class Face:
   A: np.ndarray  # (2, 2) canonical -> normalised image
   t: np.ndarray  # (2,)
   features: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (centre c_f, frame F_f)
+  shape: dict[str, float]  # identity and expression the features were built from
   colours: dict[str, np.ndarray]
   background: tuple[np.ndarray, np.ndarray, np.ndarray]  # two colours and a direction
   clutter: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, bool], ...]  # centre, M, colour, box
@@ -121,6 +123,44 @@ class Face:
   noise: float
   pose: np.ndarray  # rotation, scale, aspect, shear, tx, ty (stored with examples)
   expression: np.ndarray  # eye opening l/r, gaze x/y, brow raise, smile, mouth opening
+
+
+# The ranges `sample_face` draws the pose from (rotation, overall scale, anisotropic
+# scale, shear, translation x and y); `data.face_clips` moves within them.
+POSE_RANGES = {
+    'angle': (-0.5, 0.5), 'scale': _SCALE, 'aspect': (-0.15, 0.15), 'shear': (-0.2, 0.2),
+    'tx': (-0.28, 0.28), 'ty': (-0.28, 0.28),
+}  # fmt: skip
+
+
+def pose_map(angle: float, scale: float, aspect: float, shear: float) -> np.ndarray:
+  """The pose's linear part A (canonical face -> normalised image)."""
+  shear_map = np.array([[1, shear], [0, 1]])
+  return scale * _rotation(angle) @ shear_map @ np.diag([1 + aspect, 1 - aspect])
+
+
+def _expression_vector(shape: dict[str, float]) -> np.ndarray:
+  return np.array([shape[name] for name in _EXPRESSION if 'tilt' not in name], np.float32)
+
+
+def posed(face: Face, shape: dict[str, float], pose: np.ndarray) -> Face:
+  """`face` (colours and scene kept) with identity and expression `shape` at `pose`.
+
+  Args:
+    face: from `sample_face`.
+    shape: every key of `_IDENTITY` and `_EXPRESSION`.
+    pose: rotation, scale, aspect, shear, tx, ty (as `Face.pose`).
+  """
+  angle, scale, aspect, shear, tx, ty = (float(v) for v in pose)
+  return dataclasses.replace(
+    face,
+    A=pose_map(angle, scale, aspect, shear),
+    t=np.array([tx, ty]),
+    features=_features(shape),
+    shape=dict(shape),
+    pose=np.array([angle, scale, aspect, shear, tx, ty], np.float32),
+    expression=_expression_vector(shape),
+  )
 
 
 def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Face:
@@ -147,10 +187,10 @@ def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Fac
   features = _features(shape)
 
   # Pose: canonical face -> normalised image coordinates.
-  angle, scale = u(-0.5, 0.5), u(*_SCALE)
-  aspect, shear = u(-0.15, 0.15), u(-0.2, 0.2)
-  A = scale * _rotation(angle) @ np.array([[1, shear], [0, 1]]) @ np.diag([1 + aspect, 1 - aspect])
-  t = rng.uniform(-0.28, 0.28, 2)
+  angle, scale = u(*POSE_RANGES['angle']), u(*POSE_RANGES['scale'])
+  aspect, shear = u(*POSE_RANGES['aspect']), u(*POSE_RANGES['shear'])
+  A = pose_map(angle, scale, aspect, shear)
+  t = rng.uniform(*POSE_RANGES['tx'], 2)
 
   clutter = []
   for _ in range(rng.integers(2, 7)):
@@ -167,13 +207,13 @@ def sample_face(rng: np.random.Generator, *, occlusion_rate: float = 0.1) -> Fac
     occluder = (centre, radius * _rotation(u(0, np.pi)) @ np.diag([1, u(0.5, 1)]),
                 rng.uniform(0, 1, 3))  # fmt: skip
   face = Face(
-      A=A, t=t, features=features, colours=colours,
+      A=A, t=t, features=features, shape=shape, colours=colours,
       background=(rng.uniform(0, 1, 3), rng.uniform(0, 1, 3), rng.uniform(-1, 1, 2)),
       clutter=tuple(clutter), occluder=occluder, hair=bool(u() < 0.7),
       light=(u(0, 0.35), u(0, 2 * np.pi)), contrast=u(0.75, 1.15), brightness=u(-0.1, 0.1),
       blur=u(0, 0.9), noise=u(0, 0.03),
       pose=np.array([angle, scale, aspect, shear, *t], np.float32),
-      expression=np.array([shape[name] for name in _EXPRESSION if 'tilt' not in name], np.float32),
+      expression=_expression_vector(shape),
   )  # fmt: skip
   if occluder is not None:  # move the occluder next to a random landmark
     kp, _ = landmarks(face)

@@ -20,10 +20,13 @@ import tensorflow_datasets as tfds
 from absl import flags
 
 from data import faces, frames
+from data.synthetic_face_clips import SyntheticFaceClips, SyntheticFaceClipsConfig
 from data.synthetic_faces import SPLITS, SyntheticFaces, SyntheticFacesConfig
 from models import ops
 
-DATASETS = ('synthetic_faces', 'frames')
+DATASETS = ('synthetic_faces', 'frames', 'synthetic_face_clips')
+# Datasets of whole clips, read as pairs of frames by `data.clip_pairs`, not by `make_iterator`.
+CLIP_DATASETS = ('synthetic_face_clips',)
 
 
 def make_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -41,6 +44,18 @@ def make_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
       seed=config.seed,
     )
     return SyntheticFaces(
+      config=builder_config, data_dir=config.data_dir, file_format='array_record'
+    )
+  if config.name == 'synthetic_face_clips':
+    builder_config = SyntheticFaceClipsConfig(
+      image_size=config.image_size,
+      frames=config.frames_per_clip,
+      train_size=config.train_size,
+      validation_size=config.validation_size,
+      test_size=config.test_size,
+      seed=config.seed,
+    )
+    return SyntheticFaceClips(
       config=builder_config, data_dir=config.data_dir, file_format='array_record'
     )
   if config.name == 'frames':
@@ -89,11 +104,13 @@ def videos(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray | None:
 
 
 def epoch_size(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> int:
-  """Training examples per epoch: videos x num_repeats (FOMM's), else the train split's size."""
+  """Training examples per epoch: videos (or clips) x num_repeats (FOMM's), else the train
+  split's size."""
   counts = videos(builder, 'train')
-  return (
-    len(counts) * config.num_repeats if counts is not None else len(builder.as_data_source('train'))
-  )
+  if counts is not None:
+    return len(counts) * config.num_repeats
+  size = len(builder.as_data_source('train'))
+  return size * config.num_repeats if builder.name in CLIP_DATASETS else size
 
 
 def check_request(
@@ -106,6 +123,11 @@ def check_request(
   """
   if config.name not in DATASETS:
     raise ValueError(f'unknown dataset {config.name!r}; valid datasets: {", ".join(DATASETS)}.')
+  if config.name in CLIP_DATASETS:
+    raise ValueError(
+      f'{config.name} holds clips, not images: read it with data.clip_pairs '
+      '(make_pair_iterator for pairs, clip_frames for evaluation).'
+    )
   if split not in SPLITS:
     raise ValueError(
       f'unknown split {split!r} of {config.name}; valid splits: {", ".join(SPLITS)}.'
@@ -139,18 +161,26 @@ def _flip(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   return out
 
 
-def _jitter(image: np.ndarray, rng: np.random.Generator, strength: dict) -> np.ndarray:
-  """torchvision-style ColorJitter on a float image in [0, 1]."""
+def jitter_factors(rng: np.random.Generator, strength: dict) -> tuple[float, ...]:
+  """ColorJitter's random brightness, contrast and saturation factors and hue shift."""
+  return tuple(
+    rng.uniform(1 - strength[name], 1 + strength[name])
+    for name in ('brightness', 'contrast', 'saturation')
+  ) + (rng.uniform(-strength['hue'], strength['hue']),)
+
+
+def jitter(image: np.ndarray, factors: tuple[float, ...]) -> np.ndarray:
+  """torchvision-style ColorJitter on a float image in [0, 1], with `jitter_factors`'s draw
+  (one draw for all frames of a clip, as FOMM jitters a clip)."""
+  brightness, contrast, saturation, hue = factors
   gray_weights = np.array([0.299, 0.587, 0.114], np.float32)
-  image = image * rng.uniform(1 - strength['brightness'], 1 + strength['brightness'])
+  image = image * brightness
   mean = float((image @ gray_weights).mean())
-  image = (image - mean) * rng.uniform(1 - strength['contrast'], 1 + strength['contrast']) + mean
+  image = (image - mean) * contrast + mean
   gray = (image @ gray_weights)[..., None]
-  image = gray + (image - gray) * rng.uniform(
-    1 - strength['saturation'], 1 + strength['saturation']
-  )
+  image = gray + (image - gray) * saturation
   # Hue: rotate the chroma plane of YIQ by up to hue * 360 degrees.
-  angle = rng.uniform(-strength['hue'], strength['hue']) * 2 * np.pi
+  angle = hue * 2 * np.pi
   to_yiq = np.array(
     [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32
   )
@@ -169,7 +199,7 @@ class _Augment(grain.transforms.RandomMap):
     if self.flip and rng.uniform() < 0.5:
       example = _flip(example)
     if any(self.jitter.values()):
-      example['image'] = _jitter(example['image'], rng, self.jitter)
+      example['image'] = jitter(example['image'], jitter_factors(rng, self.jitter))
     return example
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -72,6 +73,21 @@ class _Workers:
     self.pool.terminate()
 
 
+def render_in_order(render_chunk: Callable, tasks: list[tuple], *, parallel: bool) -> Iterator:
+  """(index, example) for every index of every task, in task order (so the files are
+  identical however many workers render). A task's third item is its list of indices;
+  `render_chunk(task)` (picklable) returns their examples. With `parallel`, one spawned
+  worker per core renders."""
+  workers = os.cpu_count() or 1
+  if not parallel or workers == 1:
+    for task in tasks:
+      yield from zip(task[2], render_chunk(task), strict=True)
+    return
+  with _Workers(workers) as pool:
+    for task, chunk in zip(tasks, pool.imap(render_chunk, tasks), strict=True):
+      yield from zip(task[2], chunk, strict=True)
+
+
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   """Face-like images with landmarks and jacobians, at 64x64 or 256x256."""
 
@@ -121,12 +137,4 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       (config.seed, split_id, list(range(start, min(start + _CHUNK, size))), config.image_size)
       for start in range(0, size, _CHUNK)
     ]
-    workers = os.cpu_count() or 1
-    if size < _PARALLEL_FROM or workers == 1:
-      chunks = map(_render_chunk, tasks)
-      for task, chunk in zip(tasks, chunks, strict=True):
-        yield from zip(task[2], chunk, strict=True)
-      return
-    with _Workers(workers) as pool:
-      for task, chunk in zip(tasks, pool.imap(_render_chunk, tasks), strict=True):
-        yield from zip(task[2], chunk, strict=True)
+    yield from render_in_order(_render_chunk, tasks, parallel=size >= _PARALLEL_FROM)
