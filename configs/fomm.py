@@ -47,7 +47,7 @@ def get_config(arg: str | None = None):
       'dense_motion_scale_factor': 0.5,
     }
   )
-  config.data.update({'name': 'synthetic_face_clips', 'train_size': 2000})
+  config.data.update({'name': 'synthetic_face_clips', 'train_size': 1500})
   config.data.update({'validation_size': 50, 'test_size': 50, 'frames_per_clip': 32})
   config.loss = ml_collections.ConfigDict(
     {
@@ -86,16 +86,16 @@ def get_config(arg: str | None = None):
         'num_bottleneck_blocks': 1,
         'dense_motion_block_expansion': 4,
         'dense_motion_max_features': 16,
-        'dense_motion_num_blocks': 3,
+        'dense_motion_num_blocks': 2,
       }
     )
-    config.data.update({'image_size': 32, 'train_size': 8, 'validation_size': 2})
+    config.data.update({'image_size': 16, 'train_size': 8, 'validation_size': 2})
     config.data.update({'test_size': 2, 'frames_per_clip': 6, 'data_dir': 'datasets/smoke'})
     config.optim.milestones = ()
     config.optim.lr = 2e-3
     config.batch_size = 4
-    config.num_steps = 6
-    config.eval_every = config.checkpoint_every = 3
+    config.num_steps = 12
+    config.eval_every = config.checkpoint_every = 6
     config.log_every = 1
     config.eval_batch_size = 6
     config.regression_clips = 8

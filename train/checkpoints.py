@@ -43,6 +43,8 @@ from train.step import TrainState, train_state_from_pure, train_state_to_pure
 
 _ITEMS = ('state', 'data', 'meta')
 _METRIC = 'val_loss'
+_NOT_OURS = 'it was not written by this version of the project: re-create it (main.py)'
+_FOMM_RUN = "it is FOMM's training state: pass the run's detector/ or generator/ folder"
 
 
 class CheckpointError(ValueError):
@@ -52,8 +54,7 @@ class CheckpointError(ValueError):
 class DamagedCheckpoint(CheckpointError):  # noqa: N818 (a kind of CheckpointError)
   """A step whose files do not restore or do not check; earlier steps may.
 
-  `cause` is the message without its advice: 'checkpoint DIR/STEP/state cannot be
-  restored (why)'.
+  `cause` is the message without its advice ('checkpoint DIR/STEP/state cannot be restored (why)').
   """
 
   def __init__(self, cause: str):
@@ -295,10 +296,10 @@ class Reader(_Folder):
     """(model name, model options, meta) of `step`."""
     meta = self.meta(step)
     if not isinstance(meta.get('options'), dict) or meta.get('model') not in models.MODELS:
+      fix = _FOMM_RUN if meta.get('model') == 'fomm_pair' else _NOT_OURS
       raise CheckpointError(
         f'{self.directory}/{step}/meta does not name a model of the zoo and its options '
-        f'(model={meta.get("model")!r}); it was not written by this version of the project: '
-        're-create it (main.py, or `python -m tools.convert_fomm`).'
+        f'(model={meta.get("model")!r}); {fix}.'
       )
     return meta['model'], meta['options'], meta
 

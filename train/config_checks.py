@@ -11,9 +11,9 @@ from flax import nnx
 import models
 from configs import base
 from data import frames, pipeline
-from train import losses
+from train import fomm_config_checks, losses
 
-TASKS = ('distill', 'supervised')
+TASKS = ('distill', 'supervised', 'fomm')
 OPTIMIZERS = ('adamw', 'adam', 'sgd')
 
 
@@ -55,8 +55,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     models.study_config(config.model.name, config.model)
   except ValueError as error:  # unknown model or option, naming the valid ones
     raise ConfigError(f'config.model: {error}') from error
+  _need(config.get('task') in TASKS, f'task={config.get("task")!r}; valid: {", ".join(TASKS)}.')
+  if config.task == 'fomm':
+    _check_fields(config, fomm_config_checks.schema(), '')
+    _check_schedule(config)
+    fomm_config_checks.validate(config, need=_need)
+    return
   _check_fields(config, base.get_base_config(config.model.name), '')
-  _need(config.task in TASKS, f'task={config.task!r}; valid: {", ".join(TASKS)}.')
+  _check_schedule(config)
+  _check_keypoint_run(config)
+
+
+def _check_schedule(config: ml_collections.ConfigDict) -> None:
+  """The optimiser, the steps and the batch sizes: every task has them."""
   _need(
     config.optim.name in OPTIMIZERS,
     f'optim.name={config.optim.name!r}; valid: {", ".join(OPTIMIZERS)}.',
@@ -93,6 +104,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config.get('precise_bn_images', 0) >= 0,
     f'precise_bn_images must be >= 0 (0: off), got {config.get("precise_bn_images")}.',
   )
+  _need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
+  devices = jax.device_count()
+  _need(
+    config.batch_size % devices == 0,
+    f'batch_size {config.batch_size} must be divisible by the {devices} devices.',
+  )
+
+
+def _check_keypoint_run(config: ml_collections.ConfigDict) -> None:
+  """A distillation or supervised run of a keypoint model."""
   if config.data.name == 'frames':
     data = config.data
     _need(
@@ -105,7 +126,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
       0 <= data.validation_fraction < 1,
       f'data.validation_fraction must lie in [0, 1), got {data.validation_fraction}.',
     )
-  _need(config.optim.clip_norm >= 0, f'optim.clip_norm must be >= 0, got {config.optim.clip_norm}.')
   weights = {name: config.loss[name] for name in losses.TERMS}
   for name, weight in weights.items():
     _need(weight >= 0, f'loss.{name} must be >= 0, got {weight}.')
@@ -119,11 +139,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
       weights['heatmap'] == 0 and weights['attention'] == 0,
       'task=supervised learns landmarks: loss.heatmap and loss.attention must be 0.',
     )
-  devices = jax.device_count()
-  _need(
-    config.batch_size % devices == 0,
-    f'batch_size {config.batch_size} must be divisible by the {devices} devices.',
-  )
   spec = models.spec(config.model.name)
   _need(
     spec.kind == 'keypoints',

@@ -72,6 +72,11 @@ class Experiment:
     self.sharded = NamedSharding(self.mesh, P('data'))
     self._teacher_model = teacher_model
 
+  @property
+  def label(self) -> str:
+    """The run's name in progress bars."""
+    return self.spec.name
+
   # ------------------------------------------------------------------ data
 
   def put(self, batch: dict[str, np.ndarray], *, whole: bool = True) -> dict[str, jax.Array]:

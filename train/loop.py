@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from train import checkpoints, evaluate, results
 from train.experiment import Experiment
+from train.fomm_experiment import FommExperiment
 from train.preemption import Preempted, Watch
 from train.progress import StepProgress
 from train.step import TrainState
@@ -88,9 +89,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains (or resumes), evaluates and writes checkpoints, metrics, results and plots.
 
   Returns:
-    The results (the Table 4 row and the model's size).
+    The results (the Table 4 row and the model's size; FOMM's scores for task 'fomm').
   """
-  experiment = Experiment(config, workdir)  # checks the config before anything is written
+  # Checks the config before anything is written.
+  if config.task == 'fomm':
+    experiment = FommExperiment(config, workdir)
+  else:
+    experiment = Experiment(config, workdir)
   with contextlib.ExitStack() as stack:
     stack.enter_context(lock(experiment.workdir))
     # Closed however the run ends, so that no orbax thread outlives an error line.
@@ -98,11 +103,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     with Watch() as preemption:  # the previous signal handlers come back after the loop
       state, val_metrics, shown = _train(experiment, preemption)
     if val_metrics is None:  # resumed at the very end: evaluate what was restored
-      val_metrics, shown = evaluate.evaluate(experiment, state.params, state.batch_stats)
+      val_metrics, shown = _evaluate(experiment, state)
     records = MetricsLog(experiment.workdir).read()
+    if isinstance(experiment, FommExperiment):
+      return experiment.finish(state, val_metrics, records, shown)
     outcome = results.run_results(experiment, state, val_metrics, records)
     results.write_outputs(experiment, outcome, records, shown)
   return outcome
+
+
+def _evaluate(experiment: Experiment, state: TrainState) -> tuple[dict, dict | None]:
+  """(validation metrics, what to picture): FOMM's run measures its own."""
+  if isinstance(experiment, FommExperiment):
+    return experiment.evaluate(state.params, state.batch_stats)
+  return evaluate.evaluate(experiment, state.params, state.batch_stats)
 
 
 def _train(experiment: Experiment, preemption: Watch):
@@ -115,7 +129,7 @@ def _train(experiment: Experiment, preemption: Watch):
   rate = _Rate(config.batch_size)
   val_metrics = shown = None
   progress = StepProgress(
-    total=last, initial=start, desc=experiment.spec.name, disable=jax.process_index() != 0
+    total=last, initial=start, desc=experiment.label, disable=jax.process_index() != 0
   )
   for step in range(start + 1, last + 1):
     batch = experiment.put(next(experiment.train_iter), whole=False)
@@ -160,7 +174,7 @@ def _log_train(
 
 
 def _log_validation(log: MetricsLog, experiment: Experiment, state: TrainState, step: int):
-  metrics, shown = evaluate.evaluate(experiment, state.params, state.batch_stats)
+  metrics, shown = _evaluate(experiment, state)
   log.write({'step': step, 'split': 'validation', **metrics})
   if jax.process_index() == 0:
     tqdm.write(f'step {step}: validation ' + ', '.join(f'{k} {v:.4g}' for k, v in metrics.items()))

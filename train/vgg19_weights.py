@@ -64,5 +64,5 @@ def load(path: str | os.PathLike) -> Vgg19Features:
         )
       value = np.asarray(tensor.detach().cpu().numpy(), np.float32)
       # OIHW -> HWIO: the inverse of `order`.
-      variable.value = jnp.asarray(value.transpose(np.argsort(order)) if value.ndim == 4 else value)
+      variable[...] = jnp.asarray(value.transpose(np.argsort(order)) if value.ndim == 4 else value)
   return model
