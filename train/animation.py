@@ -106,6 +106,18 @@ def _generate(
   return out['prediction']
 
 
+def detect(detector: nnx.Module, frames: np.ndarray, *, batch: int = 64) -> np.ndarray:
+  """(N, K, 2) keypoints of (N, S, S, 3) uint8 frames at the detector's input size S, in batches
+  (the last padded, so the detector compiles once)."""
+  graph = nnx.split(detector)
+  found = []
+  for start in range(0, len(frames), batch):
+    chunk = frames[start : start + batch]
+    padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+    found.append(np.asarray(_detect(*graph, padded, 1.0)['kp'])[: len(chunk)])
+  return np.concatenate(found)
+
+
 class Animator:
   """A detector driving FOMM's generator on uint8 frames at the generator's size.
 

@@ -50,7 +50,7 @@ def split_videos(
 def reconstruct(
   generator: nnx.Module,
   detectors: Sequence[nnx.Module],
-  video_paths: Mapping[str, str],
+  video_paths: Mapping[str, str | np.ndarray],
   *,
   size: int | None = None,
   batch: int = 8,
@@ -63,7 +63,8 @@ def reconstruct(
   Args:
     generator: FOMM's generator.
     detectors: keypoint detectors, the reference (the teacher) first.
-    video_paths: video id -> video file or frame folder (`split_videos`).
+    video_paths: video id -> video file or frame folder (`split_videos`), or the video's
+      frames themselves (uint8 (T, H, W, 3) at the generator's size).
     size: the frame size (default: the generator's).
     batch: frames per generator call.
     max_frames: the first frames of each video only.
@@ -85,7 +86,10 @@ def reconstruct(
   per_video = [{} for _ in detectors]
   count, done = 0, 0
   for video, path in video_paths.items():
-    clip = videos.read_video(path, animators[0].size, max_frames=max_frames)
+    if isinstance(path, np.ndarray):  # frames already read (uint8, at the generator's size)
+      clip = path[:max_frames]
+    else:
+      clip = videos.read_video(path, animators[0].size, max_frames=max_frames)
     real = clip.astype(np.float32) / 255.0
     reference = None
     for k, animator in enumerate(animators):
