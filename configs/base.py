@@ -67,6 +67,16 @@ def data_config() -> ml_collections.ConfigDict:
   )
 
 
+def clip_data_config() -> ml_collections.ConfigDict:
+  """`config.data` for moving faces (FOMM's training): synthetic_face_clips at its default
+  sizes, which count clips (data_config's 20,000 images, as clips, would be 7.6 GB)."""
+  config = data_config()
+  config.update(
+    {'name': 'synthetic_face_clips', 'train_size': 2_000, 'validation_size': 50, 'test_size': 50}
+  )
+  return config
+
+
 def get_base_config(model: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # 'distill': learn the teacher's outputs; 'supervised': learn the dataset's landmarks.

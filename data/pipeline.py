@@ -6,7 +6,8 @@ augmentation). On `frames`, training samples videos as FOMM does: each
 epoch visits every video `num_repeats` times in a shuffled order and takes
 one random frame of it; frames are decoded here. Frames stored larger than
 the model's input go through FOMM's anti-alias downsampling here, once, so
-teacher and student see the same augmented image.
+teacher and student see the same augmented image. Clip datasets
+(`synthetic_face_clips`) are read as FOMM's pairs by `data.clip_pairs`.
 """
 
 from __future__ import annotations

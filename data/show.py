@@ -38,10 +38,12 @@ def draw_keypoints(ax, kp, jacobian=None, *, size, marker='o', label=None, axis_
         ax.plot(*np.stack([point, point + step]).T, color=KP_COLOURS[k], lw=1)
 
 
-def example_grid(batch: dict[str, np.ndarray], path: str, *, title: str) -> None:
+def example_grid(
+  batch: dict[str, np.ndarray], path: str, *, title: str, columns: int = 8, dpi: int = 80
+) -> None:
   """A PNG grid of a batch's images with landmarks and jacobian axes (where it has them)."""
   count, size = len(batch['image']), batch['image'].shape[1]
-  columns = min(8, count)
+  columns = min(columns, count)
   rows = -(-count // columns)
   figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
   for ax in axes.ravel():
@@ -51,11 +53,24 @@ def example_grid(batch: dict[str, np.ndarray], path: str, *, title: str) -> None
     ax.set_xlim(-0.5, size - 0.5)
     ax.set_ylim(size - 0.5, -0.5)
     if 'kp' in batch:
-      draw_keypoints(ax, batch['kp'][i], batch['jacobian'][i], size=size)
+      jacobian = batch['jacobian'][i] if 'jacobian' in batch else None
+      draw_keypoints(ax, batch['kp'][i], jacobian, size=size)
   figure.suptitle(title)
   figure.tight_layout()
-  figure.savefig(path, dpi=80)
+  figure.savefig(path, dpi=dpi)
   plt.close(figure)
+
+
+def clip_grid(clips, path: str, *, title: str, columns: int = 8) -> None:
+  """A PNG grid of (clip id, video, kp) clips: a row each, `columns` evenly spaced frames."""
+  images, kp = [], []
+  for _, video, points in clips:
+    chosen = np.linspace(0, len(video) - 1, columns).round().astype(int)
+    images.append(video[chosen])
+    kp.append(points[chosen])
+  batch = {'image': np.concatenate(images), 'kp': np.concatenate(kp)}
+  # 64 dpi: twice the pixels of a 64x64 frame per panel, half the file of the default 80.
+  example_grid(batch, path, title=title, columns=columns, dpi=64)
 
 
 def jacobian_table(jacobian: np.ndarray) -> str:

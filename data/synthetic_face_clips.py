@@ -19,6 +19,14 @@ from data.synthetic_faces import SPLITS, render_in_order
 
 _CHUNK_FRAMES = 256  # frames per task sent to a worker
 _PARALLEL_FROM = 1000  # frames; smaller splits render in-process (spawning costs ~1 s)
+# TFDS holds a split in memory while writing it and spills to disk through TensorFlow
+# beyond 1,000 MiB (tfds.core.shuffle.MAX_MEM_BUFFER_SIZE), which this project lacks.
+_MAX_SPLIT_BYTES = 1000 << 20
+
+
+def clip_bytes(image_size: int, frames: int) -> int:
+  """A stored clip's size: raw video bytes, float32 kp and jacobians, visibility, framing."""
+  return frames * (image_size * image_size * 3 + faces.NUM_KP * (6 * 4 + 2)) + 256
 
 
 class SyntheticFaceClipsConfig(tfds.core.BuilderConfig):
@@ -41,6 +49,13 @@ class SyntheticFaceClipsConfig(tfds.core.BuilderConfig):
         f'synthetic_face_clips: image_size must be at least 16, frames_per_clip at least 2 and '
         f'every split at least 1 clip; got image_size={image_size}, frames_per_clip={frames}, '
         f'split sizes={sizes}.'
+      )
+    largest = max(sizes) * clip_bytes(image_size, frames)
+    if largest > _MAX_SPLIT_BYTES:
+      raise ValueError(
+        f'synthetic_face_clips: a split of {max(sizes)} clips of {frames} frames at '
+        f'{image_size}x{image_size} takes {largest / 2**20:.0f} MiB, over the 1,000 MiB that '
+        'TFDS writes without TensorFlow; lower data.train_size, frames_per_clip or image_size.'
       )
     default_name = f'{image_size}px_{frames}f_{train_size}_{validation_size}_{test_size}_seed{seed}'
     super().__init__(
@@ -74,7 +89,8 @@ class SyntheticFaceClips(tfds.core.GeneratorBasedBuilder):
       description=__doc__,
       features=tfds.features.FeaturesDict(
         {
-          'video': tensor(shape=(frames, size, size, 3), dtype=np.uint8),
+          # Raw bytes: the default int64 list takes 1.4 bytes per pixel.
+          'video': tensor(shape=(frames, size, size, 3), dtype=np.uint8, encoding='bytes'),
           'kp': tensor(shape=(frames, faces.NUM_KP, 2), dtype=np.float32),
           'jacobian': tensor(shape=(frames, faces.NUM_KP, 2, 2), dtype=np.float32),
           'visible': tensor(shape=(frames, faces.NUM_KP), dtype=np.bool_),

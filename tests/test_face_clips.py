@@ -233,3 +233,9 @@ def test_misuse_fails_with_one_clear_line(built, tmp_path):
     clip_pairs.make_pair_iterator(config, batch_size=4, seed=0, builder=builder, shard=(0, 3))
   with pytest.raises(ValueError, match='frames_per_clip at least 2'):
     pipeline.make_builder(_config(tmp_path, frames_per_clip=1))
+  too_big = base.clip_data_config()
+  too_big.train_size = 3_000  # TFDS would need TensorFlow to write it
+  with pytest.raises(ValueError, match='takes 1150 MiB, over the 1,000 MiB that TFDS writes'):
+    pipeline.make_builder(too_big)
+  default = pipeline.make_builder(base.clip_data_config()).builder_config
+  assert default.name == '64px_32f_2000_50_50_seed0'  # the builder's own defaults
