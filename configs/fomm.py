@@ -47,8 +47,7 @@ def get_config(arg: str | None = None):
       'dense_motion_scale_factor': 0.5,
     }
   )
-  config.data.update({'name': 'synthetic_face_clips', 'train_size': 1500})
-  config.data.update({'validation_size': 50, 'test_size': 50, 'frames_per_clip': 32})
+  config.data = base.clip_data_config()  # 2,000 / 50 / 50 clips of 32 frames at 64x64
   config.loss = ml_collections.ConfigDict(
     {
       'scales': (1.0, 0.5, 0.25, 0.125),  # FOMM's pyramid

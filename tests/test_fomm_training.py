@@ -83,7 +83,7 @@ def test_an_interrupted_run_resumes_bit_identical(fomm_run, tmp_path):
     # 16x16 frames, dense motion at 8x8 halved five times: the generator says what it needs.
     ({'generator': {'dense_motion_num_blocks': 5}}, 'multiples of 64'),
     ({'loss': {'pixle': 'l1'}}, 'unknown field loss.pixle'),
-    ({'data': {'train_size': 2000, 'frames_per_clip': 32, 'image_size': 64}}, 'over the 1 GB'),
+    ({'data': {'train_size': 3000, 'frames_per_clip': 32, 'image_size': 64}}, 'over the 1,000 MiB'),
   ],
 )
 def test_bad_fomm_configs_fail_in_one_line(overrides, message, tmp_path):

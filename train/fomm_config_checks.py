@@ -9,13 +9,10 @@ from flax import nnx
 
 import models
 from configs import fomm
+from data import pipeline
 from models import fomm_motion
 
 PIXEL_TERMS = ('l1', 'ssim')
-# TFDS without TensorFlow writes a split through an in-memory buffer of 1 GB (its
-# shuffle.MAX_MEM_BUFFER_SIZE); a serialized clip takes about 1.4 bytes per pixel value.
-SPLIT_BYTES_LIMIT = 1000 << 20
-BYTES_PER_VALUE = 1.4
 
 
 def schema() -> ml_collections.ConfigDict:
@@ -77,19 +74,13 @@ def validate(config: ml_collections.ConfigDict, *, need: Callable[[bool, str], N
     size = config.data.image_size
     for part in pair:
       part.check_input_shape((1, size, size, 3))
+    pipeline.make_builder(config.data)  # the builder's own checks (split sizes), no build
   except ValueError as error:
     need(False, f'{error}')
   need(
     config.batch_size <= config.data.train_size,
     f'batch_size {config.batch_size} is larger than the train split ({config.data.train_size} '
     'clips); lower it or raise data.train_size.',
-  )
-  data = config.data
-  split_bytes = data.train_size * data.frames_per_clip * data.image_size**2 * 3 * BYTES_PER_VALUE
-  need(
-    split_bytes < SPLIT_BYTES_LIMIT,
-    f'the train split would take about {split_bytes / 2**30:.2f} GB, over the 1 GB TFDS can '
-    'write without TensorFlow; lower data.train_size or data.frames_per_clip.',
   )
   need(
     config.data.frames_per_clip >= 2,
