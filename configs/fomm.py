@@ -88,7 +88,7 @@ def get_config(arg: str | None = None):
         'dense_motion_num_blocks': 2,
       }
     )
-    config.data.update({'image_size': 16, 'train_size': 8, 'validation_size': 2})
+    config.data.update({'image_size': 64, 'train_size': 8, 'validation_size': 2})
     config.data.update({'test_size': 2, 'frames_per_clip': 6, 'data_dir': 'datasets/smoke'})
     config.optim.milestones = ()
     config.optim.lr = 2e-3

@@ -1,6 +1,9 @@
 """FOMM trained here (configs/fomm.py:smoke): the run, its outputs, resume, its config checks."""
 
 import json
+import os
+import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -45,7 +48,7 @@ def test_a_smoke_run_lowers_its_loss_and_writes_its_scores_pictures_and_networks
   detector, meta = checkpoints.restore_model(workdir / 'detector')
   assert meta['model'] == 'fomm_teacher' and meta['trained_as'] == 'fomm'
   generator, _ = checkpoints.restore_model(workdir / 'generator')
-  frames = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+  frames = np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype(np.float32)
 
   @jax.jit
   def animate(detector, generator, frames):
@@ -61,6 +64,7 @@ def test_the_training_workdir_points_readers_to_its_networks(fomm_run):
     checkpoints.restore_model(fomm_run[0])
 
 
+@pytest.mark.slow  # the loop's resume is in the fast tier for students (tests/test_train.py)
 def test_an_interrupted_run_resumes_bit_identical(fomm_run, tmp_path):
   workdir, results, data = fomm_run
   # Stopped at step 6, then resumed to step 12: the same weights as the straight run.
@@ -72,6 +76,44 @@ def test_an_interrupted_run_resumes_bit_identical(fomm_run, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, straight, again)
 
 
+def test_the_second_study_scores_students_by_the_animation(fomm_run, shared, edgeseg_run, tmp_path):
+  """train.study_fomm in-process: the teacher's scores and regression, a student's, the summary."""
+  from data import clip_pairs, pipeline
+  from train import animation, study, study_fomm
+
+  workdir, _, data = fomm_run
+  config = _config(data)
+  clips = clip_pairs.clip_frames(pipeline.prepare(config.data), 'test')
+  clips = {f'clip{i}': video for i, video, _ in clips}
+  teacher, _ = animation.load_detector(workdir / 'detector')
+  generator, _ = animation.load_generator(workdir / 'generator')
+  landmarks, _ = animation.load_detector(shared / 'teacher')  # the supervised smoke teacher
+  own = study_fomm.score(generator, [teacher], clips, landmarks)[0]
+  assert own['kp_distance_to_teacher'] == 0 and own['frames'] == 2 * 6
+  (workdir / study_fomm.ANIMATION_FILE).write_text(json.dumps(own))
+  entries = [f'learnt={workdir}/detector', f'supervised={shared}/teacher', 'random']
+  detectors = dict(study_fomm.detector_entry(e, config) for e in entries)
+  report = study_fomm.landmark_report(detectors, config)
+  assert report['fit_frames'] == 8 * 3 and report['held_out_frames'] == 2 * 6
+  (workdir / study_fomm.REGRESSION_FILE).write_text(json.dumps(report))
+  # A student (the shared EdgeSegNet smoke run) replacing the teacher: scored once.
+  run = tmp_path / 'runs' / 'edgeseg_L1_seed0'
+  shutil.copytree(edgeseg_run[0], run)
+  scores = study_fomm.score_run(str(run), teacher, generator, clips, landmarks)
+  assert scores['kp_distance_to_teacher'] > 0 and np.isfinite(scores['animated_kp_error'])
+  assert study_fomm.score_run(str(run), None, None, {}, None) == scores  # read back, not rerun
+  runs = study.select(['edgeseg_L1_seed0'], study.FOMM_PLAN)
+  path = study.write_summary(runs, str(tmp_path / 'runs'), str(workdir), str(tmp_path / 'out'))
+  teacher_record, student = json.loads(pathlib.Path(path).read_text())['runs']
+  assert teacher_record['role'] == 'teacher' and teacher_record['steps'] == 12
+  keys = ['landmark_regression_error', 'random_landmark_regression_error']
+  keys += ['supervised_landmark_regression_error', 'reconstruction_l1', 'animated_kp_error']
+  for key in keys:
+    assert np.isfinite(teacher_record[key]), key
+  assert student['reconstruction_l1'] == scores['reconstruction_l1']
+  assert student['animated_kp_error'] == scores['animated_kp_error']
+
+
 @pytest.mark.parametrize(
   'overrides, message',
   [
@@ -80,8 +122,8 @@ def test_an_interrupted_run_resumes_bit_identical(fomm_run, tmp_path):
     ({'loss': {'scales': (1.0, 0.3)}}, 'scale_factor must be 1/n'),
     ({'regression_clips': 2}, 'needs at least 21 training frames'),
     ({'transform': {'points_tps': 1}}, 'transform.points_tps must be >= 2'),
-    # 16x16 frames, dense motion at 8x8 halved five times: the generator says what it needs.
-    ({'generator': {'dense_motion_num_blocks': 5}}, 'multiples of 64'),
+    # 64x64 frames, dense motion at 32x32 halved six times: the generator says what it needs.
+    ({'generator': {'dense_motion_num_blocks': 6}}, 'multiples of 128'),
     ({'loss': {'pixle': 'l1'}}, 'unknown field loss.pixle'),
     ({'data': {'train_size': 3000, 'frames_per_clip': 32, 'image_size': 64}}, 'over the 1,000 MiB'),
   ],
@@ -124,3 +166,36 @@ def test_the_vgg19_option_reads_a_torchvision_state_dict(tmp_path):
     vgg19_weights.load(tmp_path / 'partial.pth')
   with pytest.raises(vgg19_weights.Vgg19WeightsError, match='no VGG19 weights file'):
     vgg19_weights.load(tmp_path / 'missing.pth')
+
+
+@pytest.mark.slow
+def test_the_second_study_command_skips_resumes_and_scores(fomm_run, shared, tmp_path):
+  """`tools.study --plan=fomm` on two tiny runs: one stopped at step 3, one not started."""
+  from commands import run
+
+  workdir, _, _ = fomm_run
+
+  def study_command(runs, *extra):
+    return run(
+      '-m', 'tools.study', '--plan=fomm', f'--runs={runs}', f'--dir={tmp_path / "runs"}',
+      f'--out={tmp_path / "out"}', f'--teacher={workdir}', f'--landmarks={shared / "teacher"}',
+      '--variant=smoke', f'--override=--config.data.data_dir={shared / "data"}', *extra,
+      timeout=900,
+    )  # fmt: skip
+
+  first = study_command('edgeseg_L1_seed0', '--override=--config.num_steps=3')
+  assert first.returncode == 0, first.stderr[-2000:]
+  os.remove(tmp_path / 'runs' / 'edgeseg_L1_seed0' / 'results.json')
+  os.remove(tmp_path / 'runs' / 'edgeseg_L1_seed0' / 'animation.json')
+  both = study_command('edgeseg_L1_seed0,squeeze_unet_L1_seed0')
+  assert both.returncode == 0, both.stderr[-2000:]
+  assert '[1/2] edgeseg_L1_seed0 (partial (step 3))' in both.stdout
+  assert 'resuming from step 3' in both.stdout
+  assert f'--config.teacher.checkpoint={workdir}/detector' in both.stdout
+  summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())['runs']
+  assert [r['role'] for r in summary] == ['teacher', 'student', 'student']
+  for record in summary:
+    assert np.isfinite(record['reconstruction_l1']) and np.isfinite(record['animated_kp_error'])
+  assert 'landmark_regression_error' in summary[0]
+  again = study_command('edgeseg_L1_seed0,squeeze_unet_L1_seed0')
+  assert again.returncode == 0 and '2 of 2 runs finished, 0 to do' in again.stdout

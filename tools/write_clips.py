@@ -19,7 +19,7 @@ from ml_collections import config_flags
 
 from tools import cli
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/fomm.py', 'the run whose clips to write')
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/fomm.py', 'whose clips to write')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'validation', 'test'], 'the split to write')
 _OUT = flags.DEFINE_string('out', None, 'a new folder (ROOT)', required=True)
 _MAX_CLIPS = flags.DEFINE_integer('max_clips', None, 'the first clips only')

@@ -228,6 +228,9 @@ class FommExperiment(Experiment):
         outcome[part], module, name=name, options=options, provenance=self.provenance,
         trained_as='fomm', step_trained=int(state.step),
       )  # fmt: skip
+    # The run's config, for the commands that read its clips (tools.study --plan=fomm).
+    with open(os.path.join(self.workdir, 'config.json'), 'w') as f:
+      f.write(self.config.to_json(indent=2))
     with open(os.path.join(self.workdir, 'results.json'), 'w') as f:
       json.dump(outcome, f, indent=2)
     fomm_plots.curves(records, os.path.join(self.workdir, 'loss_curves.png'))
@@ -239,6 +242,6 @@ class FommExperiment(Experiment):
       ' of the inter-ocular distance)',
       flush=True,
     )
-    print(f'wrote {self.workdir}/results.json, loss_curves.png, val_reconstruction.png, '
-          'detector/, generator/', flush=True)  # fmt: skip
+    print(f'wrote {self.workdir}/results.json, config.json, loss_curves.png, '
+          'val_reconstruction.png, detector/, generator/', flush=True)  # fmt: skip
     return outcome

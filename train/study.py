@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from train import study_fomm
+
 LOSSES = {
   'L1': {'kp': 1.0, 'jacobian': 1.0, 'heatmap': 0.0, 'attention': 0.0},
   'L2': {'kp': 1.0, 'jacobian': 1.0, 'heatmap': 1.0, 'attention': 0.0},
@@ -64,6 +66,10 @@ PLAN = (
   + tuple(Run(config, 'L1', 0) for config in EXTRA_STUDENTS)
   + tuple(Run('edgeseg', loss, seed) for loss in ('L2', 'L3') for seed in SEEDS)
 )
+# The second study: the article's four students, L1, 3 seeds, distilled from the FOMM
+# trained here (configs/fomm.py) and judged by the animation too (train.study_fomm).
+FOMM_PLAN = tuple(Run(config, 'L1', seed) for seed in SEEDS for config in ARTICLE_STUDENTS)
+PLANS = {'article': PLAN, 'fomm': FOMM_PLAN}
 
 
 def default_teacher(run: Run, variant: str) -> str:
@@ -72,11 +78,11 @@ def default_teacher(run: Run, variant: str) -> str:
   return config.teacher.checkpoint
 
 
-def select(names: Sequence[str]) -> tuple[Run, ...]:
-  """The runs of PLAN with these names (all of them for an empty list)."""
+def select(names: Sequence[str], plan: Sequence[Run] = PLAN) -> tuple[Run, ...]:
+  """The runs of `plan` with these names (all of them for an empty list)."""
   if not names:
-    return PLAN
-  by_name = {run.name: run for run in PLAN}
+    return tuple(plan)
+  by_name = {run.name: run for run in plan}
   unknown = [name for name in names if name not in by_name]
   if unknown:
     raise ValueError(f'unknown study run(s) {", ".join(unknown)}; valid: {", ".join(by_name)}.')
@@ -107,7 +113,9 @@ def summary(runs: Sequence[Run], directory: str, teacher: str) -> list[dict[str,
   """One record per finished run (and one for the teacher, role 'teacher')."""
   records = []
   teacher_results = os.path.join(teacher, 'results.json')
-  if os.path.isfile(teacher_results):
+  if os.path.isfile(teacher_results) and _read_json(teacher_results).get('task') == 'fomm':
+    records.append(study_fomm.teacher_record(teacher))
+  elif os.path.isfile(teacher_results):
     found = _read_json(teacher_results)
     records.append(
       {
@@ -146,6 +154,9 @@ def summary(runs: Sequence[Run], directory: str, teacher: str) -> list[dict[str,
         'images_per_s': found.get('images_per_s'),
       }
     )
+    animation = os.path.join(workdir, study_fomm.ANIMATION_FILE)  # the second study's
+    if os.path.isfile(animation):
+      records[-1].update(_read_json(animation))
   return records
 
 
@@ -158,7 +169,8 @@ def write_summary(runs: Sequence[Run], directory: str, teacher: str, out: str) -
     if is_finished(workdir):
       kept = os.path.join(out, 'runs', name)
       os.makedirs(kept, exist_ok=True)
-      for file in ('results.json', 'metrics.jsonl'):
+      for file in ('results.json', 'metrics.jsonl', study_fomm.ANIMATION_FILE,
+                   study_fomm.REGRESSION_FILE):  # fmt: skip
         if os.path.isfile(os.path.join(workdir, file)):
           shutil.copyfile(os.path.join(workdir, file), os.path.join(kept, file))
   path = os.path.join(out, 'summary.json')
