@@ -199,3 +199,13 @@ def test_the_second_study_command_skips_resumes_and_scores(fomm_run, shared, tmp
   assert 'landmark_regression_error' in summary[0]
   again = study_command('edgeseg_L1_seed0,squeeze_unet_L1_seed0')
   assert again.returncode == 0 and '2 of 2 runs finished, 0 to do' in again.stdout
+
+
+def test_the_training_throughput_comparison_times_both_frameworks(fomm_run):
+  """bench.fomm_training on the smoke step (the same program as the run's: a cache hit)."""
+  from bench import fomm_training
+
+  found = fomm_training.compare(_config(fomm_run[2]), runs=2, rounds=1)
+  for name in ('jax', 'pytorch'):
+    assert found[name]['pairs_per_s'] > 0 and found[name]['median_s'] > 0
+  assert found['jax_speedup'] == found['pytorch']['median_s'] / found['jax']['median_s']
