@@ -53,7 +53,7 @@ def get_config(arg: str | None = None):
       'scales': (1.0, 0.5, 0.25, 0.125),  # FOMM's pyramid
       'vgg19': '',  # a torchvision VGG19 state dict: FOMM's perceptual loss
       'perceptual': (10.0, 10.0, 10.0, 10.0, 10.0),  # per VGG19 slice, FOMM's
-      'pixel': 'l1',  # without vgg19: 'l1' or 'ssim' on the pyramid
+      'pixel': 'ssim',  # without vgg19: 'ssim' or 'l1' on the pyramid (docs/fomm_training.md)
       'pixel_weight': 10.0,  # per pyramid level
       'equivariance_value': 10.0,
       'equivariance_jacobian': 10.0,
