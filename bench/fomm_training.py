@@ -64,8 +64,11 @@ def _jax_step(experiment: FommExperiment, source: np.ndarray, driving: np.ndarra
   return step
 
 
-def compare(config: ml_collections.ConfigDict, runs: int, rounds: int) -> dict[str, Any]:
-  """Median step times and pairs per second of both frameworks, measured alternately."""
+def compare(
+  config: ml_collections.ConfigDict, runs: int, rounds: int, warmup: tuple[int, int] = (3, 1)
+) -> dict[str, Any]:
+  """Median step times and pairs per second of both frameworks, measured alternately
+  (`warmup` untimed steps before the first block and before each later one)."""
   if config.loss.vgg19:
     raise ValueError('the comparison times the weight-free loss; leave loss.vgg19 empty.')
   experiment = FommExperiment(config)
@@ -74,7 +77,7 @@ def compare(config: ml_collections.ConfigDict, runs: int, rounds: int) -> dict[s
   source, driving = (rng.uniform(size=(batch, size, size, 3)).astype(np.float32) for _ in range(2))
   steps = {'jax': _jax_step(experiment, source, driving)}
   steps['pytorch'] = _torch_step(experiment, source, driving)
-  times = timing.time_interleaved(steps, runs, rounds=rounds, pause_s=0.5)
+  times = timing.time_interleaved(steps, runs, rounds=rounds, pause_s=0.5, warmup=warmup)
   out = {'batch': batch, 'size': size, 'cpu': timing.cpu_model()}
   out['torch_threads'] = torch.get_num_threads()
   for name, stats in times.items():

@@ -32,20 +32,25 @@ def stats(times: list[float]) -> dict[str, float]:
 
 
 def time_interleaved(
-  fns: dict[str, Callable[[], object]], runs: int, rounds: int = 5, pause_s: float = 0.2
+  fns: dict[str, Callable[[], object]],
+  runs: int,
+  rounds: int = 5,
+  pause_s: float = 0.2,
+  warmup: tuple[int, int] = (5, 2),
 ) -> dict[str, dict[str, float]]:
   """Times each function `runs` times in alternating blocks, so that drifts in
   the machine's speed (these are shared VMs) fall on all of them alike.
 
   Before each block: a pause, so that the previous framework's worker threads
-  (OpenMP's spin-wait, XLA's pool) have gone idle, then two untimed calls.
+  (OpenMP's spin-wait, XLA's pool) have gone idle, then untimed calls: `warmup`
+  is their count before the first block and before each later one.
   """
   times = {name: [] for name in fns}
   for round_ in range(rounds):
     block = runs // rounds + (round_ < runs % rounds)
     for name, fn in fns.items():
       time.sleep(pause_s)
-      for _ in range(2 if round_ else 5):
+      for _ in range(warmup[1] if round_ else warmup[0]):
         fn()
       for _ in range(block):
         start = time.perf_counter()
