@@ -1,8 +1,8 @@
 """The distillation system end to end on :smoke configs (tiny data, a few steps).
 
 Runs that several tests read are trained once: the teacher and an EdgeSegNet
-run of 6 steps per session (`conftest.py`), a 12-step run per module; tests
-copy a workdir before changing it.
+run of 6 steps per session, by main.run (`conftest.py`), a 12-step run per module;
+tests copy a workdir before changing it.
 """
 
 import json
@@ -166,22 +166,22 @@ def test_killed_run_resumes_to_identical_parameters(shared, edgeseg_12, tmp_path
 
 
 def test_main_run_trains_a_missing_teacher_first_then_the_student_then_evaluates(
-  shared, tmp_path, capsys
+  shared, edgeseg_run, tmp_path, capsys
 ):
-  """In-process `main.run` (what main.py calls): the teacher's config in its workdir, then
-  the student; then --mode=eval restores the best checkpoint and evaluates it."""
+  """In-process `main.run` (what main.py calls), as the session's runs were made
+  (conftest.py): the teacher's config in its workdir, then the student; then --mode=eval
+  restores the best checkpoint and evaluates it."""
   import main
 
-  config = smoke_config('edgeseg', shared)
-  config.teacher.checkpoint = str(tmp_path / 'teacher')
-  main.run(config, str(tmp_path / 'student'), 'train')
-  out = capsys.readouterr().out
+  out = (shared / 'main_run.out').read_text()
   assert out.index('step 1 of 2') < out.index('fomm_teacher:') < out.index('step 2 of 2')
-  assert (tmp_path / 'teacher' / 'checkpoints' / '6').is_dir()
-  assert (tmp_path / 'student' / 'results.json').exists()
-  main.run(config, str(tmp_path / 'student'), 'eval')
+  assert (shared / 'teacher' / 'checkpoints' / '6').is_dir()
+  assert (edgeseg_run[0] / 'results.json').exists()
+  student = tmp_path / 'student'
+  shutil.copytree(edgeseg_run[0], student)
+  main.run(smoke_config('edgeseg', shared), str(student), 'eval')
   assert '(best by val loss)' in capsys.readouterr().out
-  assert json.loads((tmp_path / 'student' / 'eval_results.json').read_text())['step'] in (3, 6)
+  assert json.loads((student / 'eval_results.json').read_text())['step'] in (3, 6)
 
 
 @pytest.mark.slow
