@@ -363,11 +363,13 @@ def _tool(*args):
   return commands.run('-m', *args)
 
 
-def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
+def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run, capsys):
   from train import outliers
 
   workdir = edgeseg_run[0]
-  out = _tool('tools.report', str(workdir), str(shared / 'teacher')).stdout
+  # tools.report in-process on the runs, as a subprocess on a missing one (its wiring).
+  assert commands.in_process('tools.report', str(workdir), str(shared / 'teacher')) is None
+  out = capsys.readouterr().out
   assert '| edgesegnet |' in out and '| 0.0016 | 0.0039 | 0.0077 |' in out
   assert 'fomm_teacher (teacher)' in out
   missing = _tool('tools.report', str(shared / 'missing'))
