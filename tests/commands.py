@@ -35,23 +35,28 @@ def in_process(module: str, *args: str) -> int | str | None:
   refusal's `error: ...` line (`sys.exit(line)`), or an exit status.
 
   The tools define their flags into absl's one registry when imported, and share names
-  (--out, --model): the module's flags are removed again afterwards, and the module
-  forgotten, so that any tool or main.py can be parsed next in this process.
+  (--out, --model): a module this call imports has its flags removed again afterwards,
+  and is forgotten, so that any tool or main.py can be parsed next in this process
+  (`main`, which test modules import, stays).
   """
   from absl import flags
 
   from tools import cli
 
   flags.FLAGS.unparse_flags()  # every flag back to its default
+  imported = module in sys.modules
   tool = importlib.import_module(module)
+  argv, sys.argv = sys.argv, [module, *args]  # ml_collections reads --config.* there
   try:
-    tool.main(cli.parse_flags([module, *args]))
+    tool.main(cli.parse_flags(sys.argv))
   except SystemExit as exit_:
     return exit_.code
   finally:
-    for name in {flag.name for flag in flags.FLAGS.flags_by_module_dict().get(module, [])}:
-      delattr(flags.FLAGS, name)
-    del sys.modules[module]
+    sys.argv = argv
+    if not imported:
+      for name in {flag.name for flag in flags.FLAGS.flags_by_module_dict().get(module, [])}:
+        delattr(flags.FLAGS, name)
+      del sys.modules[module]
     flags.FLAGS.unparse_flags()
   return None
 

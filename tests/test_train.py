@@ -274,10 +274,10 @@ def test_flag_parsing_turns_a_bad_group_or_type_into_one_line(flag, line, monkey
 
 
 def test_a_config_file_that_cannot_be_loaded_is_one_line(tmp_path):
-  process = _main('--config=configs/nope.py', f'--workdir={tmp_path}')
-  _, err = process.communicate(timeout=120)
-  assert process.returncode != 0 and 'Traceback' not in err, err
-  line = err.strip().splitlines()[-1]
+  """In-process, main.py's main under its flag parsing (its subprocess: the test above)."""
+  line = commands.one_line(
+    commands.in_process('main', '--config=configs/nope.py', f'--workdir={tmp_path}')
+  )
   assert line.startswith('error: cannot load the --config file: ') and 'nope.py' in line
 
 
@@ -440,19 +440,11 @@ def test_damaged_state_is_one_line_for_the_tools(edgeseg_run, tmp_path):
   assert line.startswith(f'error: checkpoint {workdir}/checkpoints/6/state cannot be restored')
 
 
-def test_default_workdir_is_named_after_the_config_file():
-  process = subprocess.run(
-    [
-      sys.executable,
-      '-c',
-      (
-        'import sys; sys.argv = ["main.py", "--config=configs/edgeseg.py:smoke"]; '
-        'from absl import flags; import main; flags.FLAGS(sys.argv); print(main._default_workdir())'
-      ),
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    check=True,
-  )
-  assert process.stdout.strip() == os.path.join('workdirs', 'edgeseg')
+def test_default_workdir_is_named_after_the_config_file(monkeypatch):
+  import main
+  from tools import cli
+
+  argv = ['main.py', '--config=configs/edgeseg.py:smoke']
+  monkeypatch.setattr('sys.argv', argv)  # ml_collections finds the overrides in sys.argv
+  cli.parse_flags(argv)
+  assert main._default_workdir() == os.path.join('workdirs', 'edgeseg')
