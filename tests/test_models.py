@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from narrow import WIDTHS, model_at
+from narrow import NAMES, WIDTHS, model_at
 
 import models
 from models import layers, ops
@@ -38,7 +38,7 @@ def _images(batch, size, seed=0):
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_outputs_at_initialisation(name, width):
   model = _model(name, width)
   model.eval()
@@ -77,7 +77,7 @@ def _outputs_and_gradients(graphdef, params, rest, x):
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_train_mode_runs_differs_from_eval_and_every_parameter_learns(name, width):
   model = _model(name, width)
   size = model.default_input_size
