@@ -300,6 +300,30 @@ def test_other_architecture_and_damaged_checkpoints_fail_clearly(shared, edgeseg
     loop.train_and_evaluate(smoke_config('l3unet', shared), str(workdir))
 
 
+def test_warm_start_takes_the_other_runs_weights_and_refuses_another_model(
+  shared, edgeseg_run, tmp_path, capsys
+):
+  """The start of a warm-started run (the loop's `_resume_or_start`): the other run's best
+  weights and statistics. The whole run: the slow test below."""
+  source = edgeseg_run[0]
+  config = smoke_config('edgeseg', shared, init_from=str(source))
+  experiment = Experiment(config, str(tmp_path / 'warm'))
+  state = loop._resume_or_start(experiment)
+  experiment.checkpoints.close()
+  assert f'warm start from {source}' in capsys.readouterr().out
+  model, _ = checkpoints.restore_model(source)
+  for kind, got in ((nnx.Param, state.params), (nnx.BatchStat, state.batch_stats)):
+    want = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, kind)))
+    for a, b in zip(jax.tree.leaves(nnx.to_pure_dict(got)), want, strict=True):
+      np.testing.assert_array_equal(a, b)
+  assert int(state.step) == 0
+  with pytest.raises(CheckpointError, match='holds another model'):
+    loop.train_and_evaluate(
+      smoke_config('squeeze_unet', shared, init_from=str(source)), str(tmp_path / 'wrong')
+    )
+
+
+@pytest.mark.slow
 def test_warm_start_from_another_run_and_its_mismatch(shared, edgeseg_run, tmp_path):
   source = edgeseg_run[0]
   results = loop.train_and_evaluate(
