@@ -209,14 +209,14 @@ def test_a_file_that_computes_something_else_is_refused_and_nothing_written(tmp_
     return module
 
   monkeypatch.setattr(exporter_module, 'deployable', off_by_a_little)
-  model = models.create_model('squeeze_encdec', rngs=nnx.Rngs(0))
+  model = model_at('squeeze_encdec', 'narrow', nnx.Rngs(0))
   inputs = export_inputs.random_inputs(64, count=2, calibration=0)
   out = tmp_path / 'model.onnx'
   with pytest.raises(ExportError, match=r'differs from the Flax model by .* nothing written'):
     export(
       model,
       'squeeze_encdec',
-      models.default_config('squeeze_encdec'),
+      models.model_config('squeeze_encdec', options_at('squeeze_encdec', 'narrow')),
       fmt='onnx',
       out=str(out),
       images=inputs.images,
