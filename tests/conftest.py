@@ -7,9 +7,9 @@ command for its wiring); `python -m pytest -q -m slow` runs the tests marked
 subprocesses), which the fast tier deselects. pytest-xdist runs either on
 every core, a test file per worker (pyproject.toml).
 
-The smoke teacher and a 6-step EdgeSegNet run are trained once per test run
-(`shared`, `edgeseg_run`), by whichever worker asks first while the others
-wait for it: training, export and evaluation tests read them.
+The smoke teacher and a 6-step EdgeSegNet run are trained once per test run, by
+main.py's train mode (`shared`, `edgeseg_run`), by whichever worker asks first
+while the others wait for it: training, export and evaluation tests read them.
 
 Compile time dominates this suite on CPU, and many tests compile the same
 smoke programs (the same student, config and shapes) in-process or in a
@@ -21,11 +21,18 @@ variables so that the workers and the commands the tests start follow them:
 - The fast tier compiles with XLA's optimisations off
   (`jax_disable_most_optimizations`): its narrow, few-step programs spend far
   longer compiling than running (the forward, backward and train-mode tests of
-  tests/test_models.py: 106 s of CPU with them, 63 s without). The slow tier
-  keeps them, so the full-width matrices run what users run.
+  tests/test_models.py: 106 s of CPU with them, 63 s without). It also turns
+  off XLA:CPU's newer fusion emitters (`--xla_cpu_use_fusion_emitters=false`
+  in XLA_FLAGS: the older emitters generate the same operations' code, 2.5 to
+  4 times faster to compile; a narrow Squeeze U-Net DSC's forward and backward
+  pass, 6.2 s of compilation with them, 2.2 s without; the whole tier, 886 s
+  of CPU, 754 s without). The slow tier keeps XLA's defaults, so the
+  full-width matrices run what users run.
 """
 
+import contextlib
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -43,6 +50,10 @@ if not _WORKER:
   os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 
 
+# Read when XLA's CPU backend starts (the first computation), in every worker and command.
+_NO_FUSION_EMITTERS = '--xla_cpu_use_fusion_emitters=false'
+
+
 def _fast_tier(config) -> bool:
   return not config.getoption('markexpr')
 
@@ -50,6 +61,8 @@ def _fast_tier(config) -> bool:
 def pytest_configure(config):
   if _fast_tier(config):
     os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '1'
+    if _NO_FUSION_EMITTERS not in os.environ.get('XLA_FLAGS', ''):
+      os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_NO_FUSION_EMITTERS}'.strip()
     if 'jax' in sys.modules:  # a plugin imported it before this hook: set it there too
       sys.modules['jax'].config.update('jax_disable_most_optimizations', True)
 
@@ -79,29 +92,45 @@ def _once(tmp_path_factory, name, build):
 
 
 @pytest.fixture(scope='session')
-def shared(tmp_path_factory):
-  """A tiny dataset and a smoke teacher, trained once per test run."""
+def _smoke_runs(tmp_path_factory):
+  """A tiny dataset, a smoke teacher and a 6-step EdgeSegNet run, trained once per test run.
+
+  As main.py trains them: `main.run` on the :smoke EdgeSegNet config with no teacher yet
+  trains the teacher first (`shared/teacher`, step 1 of 2), then the student
+  (`shared/edgeseg`, step 2 of 2: `edgeseg_run`). What it printed: `shared/main_run.out`;
+  what each `loop.train_and_evaluate` returned: this fixture's JSON (`_once`).
+  """
 
   def build(folder):
+    import main
     from train import loop
 
-    results = loop.train_and_evaluate(smoke_config('teacher', folder), str(folder / 'teacher'))
-    assert results['task'] == 'supervised'
-    return results
+    returned, train = [], loop.train_and_evaluate
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+      patch.setattr(
+        loop, 'train_and_evaluate', lambda *a: returned.append(train(*a)) or returned[-1]
+      )
+      main.run(smoke_config('edgeseg', folder), str(folder / 'edgeseg'), 'train')
+    (folder / 'main_run.out').write_text(printed.getvalue())
+    teacher, student = returned
+    assert teacher['task'] == 'supervised' and student['task'] == 'distill'
+    return {'teacher': teacher, 'edgeseg': student}
 
-  return _once(tmp_path_factory, 'shared', build)[0]
+  return _once(tmp_path_factory, 'shared', build)
 
 
 @pytest.fixture(scope='session')
-def edgeseg_run(shared, tmp_path_factory):
-  """An EdgeSegNet smoke run (6 steps), read by several tests: (workdir, results)."""
+def shared(_smoke_runs):
+  """The folder of the smoke runs: `data` (the tiny dataset), `teacher`, `edgeseg`."""
+  return _smoke_runs[0]
 
-  def build(folder):
-    from train import loop
 
-    return loop.train_and_evaluate(smoke_config('edgeseg', shared), str(folder))
-
-  return _once(tmp_path_factory, 'edgeseg', build)
+@pytest.fixture(scope='session')
+def edgeseg_run(_smoke_runs):
+  """The EdgeSegNet smoke run (6 steps), read by several tests: (workdir, results)."""
+  folder, results = _smoke_runs
+  return folder / 'edgeseg', results['edgeseg']
 
 
 def pytest_collection_modifyitems(config, items):

@@ -72,6 +72,13 @@ NARROW_GENERATOR = {
 
 # Per-model tests run narrow in the fast tier and at the zoo's widths in the slow one.
 WIDTHS = (pytest.param('narrow'), pytest.param('full', marks=pytest.mark.slow))
+# The models they take: every one, but Squeeze U-Net without its skips (its one branch of
+# its own: the decoder takes no encoder features) in the slow tier only; squeeze_unet,
+# narrow, is its fast sibling.
+NAMES = tuple(
+  pytest.param(name, marks=pytest.mark.slow) if name == 'squeeze_unet_noskip' else name
+  for name in models.MODEL_NAMES
+)
 
 
 def model_at(name, width, rngs, **options):

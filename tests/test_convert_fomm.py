@@ -28,14 +28,17 @@ def _save_like_fomm(twin, path):
   )
 
 
-def test_converted_teacher_matches_pytorch_on_256_frames(tmp_path):
+def test_converted_teacher_matches_pytorch_on_256_frames(tmp_path, capsys):
   twin = narrow_fomm_twin()
   source = tmp_path / 'vox-cpk.pth.tar'
   _save_like_fomm(twin, source)
   out = tmp_path / 'teacher'
-  command = _command('--checkpoint', str(source), f'--out={out}')  # both flag forms
-  assert command.returncode == 0, command.stderr
-  assert 'wrote' in command.stdout and 'fomm_teacher with' in command.stdout
+  # In-process (the subprocess: test_command_errors_are_one_line); both flag forms.
+  assert (
+    commands.in_process('tools.convert_fomm', '--checkpoint', str(source), f'--out={out}') is None
+  )
+  printed = capsys.readouterr().out
+  assert 'wrote' in printed and 'fomm_teacher with' in printed
 
   teacher, meta = checkpoints.restore_model(out)
   assert meta['model'] == 'fomm_teacher' and meta['step'] == 0
@@ -139,8 +142,10 @@ def test_existing_output_and_missing_file(tmp_path, capsys):
   source = tmp_path / 'ok.pth'
   _save_like_fomm(narrow_fomm_twin(), source)
   (tmp_path / 'out').mkdir()
-  command = _command(f'--checkpoint={source}', f'--out={tmp_path / "out"}')
-  assert command.returncode != 0 and 'already exists' in command.stderr.strip().splitlines()[-1]
+  exit_ = commands.in_process(
+    'tools.convert_fomm', f'--checkpoint={source}', f'--out={tmp_path / "out"}'
+  )
+  assert 'already exists' in commands.one_line(exit_)
   assert os.listdir(tmp_path / 'out') == []
 
 
@@ -152,11 +157,13 @@ def test_restore_errors_are_clear(tmp_path):
 
 
 def test_command_errors_are_one_line(tmp_path):
-  command = _command(f'--checkpoint={tmp_path / "nope.pth"}', f'--out={tmp_path / "out"}')
-  assert command.returncode != 0 and 'Traceback' not in command.stderr
-  assert command.stderr.strip().splitlines()[-1].startswith('error: ')
-  assert 'no such file' in command.stderr
+  exit_ = commands.in_process(
+    'tools.convert_fomm', f'--checkpoint={tmp_path / "nope.pth"}', f'--out={tmp_path / "out"}'
+  )
+  assert 'no such file' in commands.one_line(exit_)
+  # The command's wiring, as a subprocess: absl's error for a missing flag, its last line.
   missing_flag = _command(f'--out={tmp_path / "out"}')
+  assert missing_flag.returncode != 0 and 'Traceback' not in missing_flag.stderr
   assert missing_flag.stderr.strip().splitlines()[-1].startswith('error: flag --checkpoint=None')
 
 

@@ -108,14 +108,13 @@ def test_a_generator_that_does_not_fit_writes_nothing(tmp_path):
 def test_without_a_generator_the_command_writes_the_detector_and_says_so(tmp_path):
   source = tmp_path / 'kp-only.pth.tar'
   _save_like_fomm(source, narrow_fomm_twin(), None)
-  result = commands.run(
-    '-m',
+  exit_ = commands.in_process(
     'tools.convert_fomm',
     f'--checkpoint={source}',
     f'--out={tmp_path / "teacher"}',
     f'--generator_out={tmp_path / "generator"}',
   )
-  line = commands.last_error_line(result)
+  line = commands.one_line(exit_)
   assert line.startswith('error: ') and 'no `generator`' in line and 'detector alone' in line
   assert not (tmp_path / 'generator').exists()
   _, meta = checkpoints.restore_model(tmp_path / 'teacher')

@@ -2,8 +2,9 @@
 that computes something else (test_export_command.py: the command, int8, bad input).
 
 Models are exported once per format (module fixtures, library calls, random
-weights as `--model` gives them): one per op family at narrow widths in the
-fast tier, every model at full width in the slow one; the tests read those
+weights as `--model` gives them): one per op family at narrow widths, in one
+format each in the fast tier (`FAST`) and in the other in the slow one, and
+every model at full width in both in the slow tier; the tests read those
 files back with their runtimes on images the export never saw.
 """
 
@@ -26,65 +27,92 @@ from train import export_inputs
 FORMATS = ('tflite', 'onnx')
 
 
-# The fast tier exports one model of each op family at narrow widths: EdgeSegNet (row-
-# shifted stem, bilinear upsampling, deferred head), FOMM's detector (anti-alias
-# downsampling, average pools, sub-pixel upsampling convs), the depthwise separable
-# Squeeze U-Net (fires, max pools, depthwise transposed fires, skips) and L3U-Net
-# (folding). The slow tier exports every model at its full widths.
-FAST = ('edgesegnet', 'fomm_teacher', 'squeeze_unet_dsc', 'l3unet')
+# The fast tier exports one model of each op family at narrow widths, each in one format
+# (a LiteRT conversion costs about 10 s of CPU, an ONNX one about 4 s), both formats
+# among them: EdgeSegNet (row-shifted stem, bilinear upsampling, deferred head) and the
+# depthwise separable Squeeze U-Net (fires, max pools, depthwise transposed fires,
+# skips) to LiteRT; FOMM's detector (anti-alias downsampling, average pools, sub-pixel
+# upsampling convs; its LiteRT lowering is also the generator's, tests/test_fomm_export.py)
+# and L3U-Net (folding) to ONNX. The other format of each: the slow tier, narrow, and
+# every model in both formats at its full widths.
+FAST = (
+  ('edgesegnet', 'tflite'),
+  ('fomm_teacher', 'onnx'),
+  ('squeeze_unet_dsc', 'tflite'),
+  ('l3unet', 'onnx'),
+)
+NARROW_PAIRS = (
+  *FAST,
+  *(
+    pytest.param(name, fmt, marks=pytest.mark.slow)
+    for name, _ in FAST
+    for fmt in FORMATS
+    if (name, fmt) not in FAST
+  ),
+)
 
 
-def _export_all(folder, names, width):
-  """{(name, fmt): (path, sidecar)} for `names`, plus Flax outputs on a held-out image."""
-  files, held_out = {}, {}
-  for name in names:
-    model = model_at(name, width, nnx.Rngs(0))
-    size = model.default_input_size
-    inputs = export_inputs.random_inputs(size, count=2, calibration=0)
-    image = np.random.default_rng(7).uniform(size=(1, size, size, 3)).astype(np.float32)
-    out = compiler.InferenceFunction(model, image.shape)(image)
-    held_out[name] = image, {k: np.asarray(v) for k, v in out.items()}
-    for fmt in FORMATS:
-      path = str(folder / f'{name}.{fmt}')
+class _Exports:
+  """Models exported when first asked for, once per module: `exports[name, fmt]` is
+  (path, sidecar); `held_out[name]` a held-out image and the Flax outputs on it."""
+
+  def __init__(self, folder, width):
+    self.folder, self.width = folder, width
+    self._models, self._files, self.held_out = {}, {}, {}
+
+  def _model(self, name):
+    if name not in self._models:
+      model = model_at(name, self.width, nnx.Rngs(0))
+      size = model.default_input_size
+      image = np.random.default_rng(7).uniform(size=(1, size, size, 3)).astype(np.float32)
+      out = compiler.InferenceFunction(model, image.shape)(image)
+      self.held_out[name] = image, {k: np.asarray(v) for k, v in out.items()}
+      self._models[name] = model
+    return self._models[name]
+
+  def __getitem__(self, key):
+    if key not in self._files:
+      name, fmt = key
+      model = self._model(name)
+      inputs = export_inputs.random_inputs(model.default_input_size, count=2, calibration=0)
+      path = str(self.folder / f'{name}.{fmt}')
       sidecar = export(
         model,
         name,
-        models.model_config(name, options_at(name, width)),
+        models.model_config(name, options_at(name, self.width)),
         fmt=fmt,
         out=path,
         images=inputs.images,
         images_source=inputs.images_source,
         weights={'source': 'random'},
       )
-      files[name, fmt] = path, sidecar
-  return files, held_out
+      self._files[key] = path, sidecar
+    return self._files[key]
 
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
-  """The fast tier's models, narrow, in both formats."""
-  return _export_all(tmp_path_factory.mktemp('exported'), FAST, 'narrow')
+  """The op families' models, narrow, each format exported when a test first asks."""
+  return _Exports(tmp_path_factory.mktemp('exported'), 'narrow')
 
 
 @pytest.fixture(scope='module')
 def exported_full(tmp_path_factory):
-  """Every model at its full widths, in both formats (the slow tier)."""
-  return _export_all(tmp_path_factory.mktemp('exported_full'), models.MODEL_NAMES, 'full')
+  """Every model at its full widths (the slow tier)."""
+  return _Exports(tmp_path_factory.mktemp('exported_full'), 'full')
 
 
 def _assert_runtime_computes_what_flax_computes(exported, name, fmt):
-  files, held_out = exported
-  path, sidecar = files[name, fmt]
+  path, sidecar = exported[name, fmt]
   assert max(sidecar['parity']['max_abs_difference_to_flax'].values()) <= 1e-4
-  image, expected = held_out[name]
+  image, expected = exported.held_out[name]
   got = load_runtime(path, threads=1)(image)
   for key in ('kp', 'jacobian'):
     assert got[key].dtype == np.float32
     np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize('fmt', FORMATS)
-@pytest.mark.parametrize('name', FAST)
+@pytest.mark.parametrize('name,fmt', NARROW_PAIRS)
 def test_one_model_per_op_family_exports_and_computes_what_flax_computes(exported, name, fmt):
   _assert_runtime_computes_what_flax_computes(exported, name, fmt)
 
@@ -99,14 +127,14 @@ def test_every_model_exports_and_computes_what_flax_computes(exported_full, name
 def test_exporting_leaves_jax_in_32_bit_mode(exported):
   import jax
 
-  del exported  # every model converted, litert_torch imported
+  for key in FAST:  # the fast tier's models converted, litert_torch imported
+    exported[key]
   assert not jax.config.jax_enable_x64
   assert jax.numpy.asarray(np.zeros(2)).dtype == np.float32
 
 
 def test_sidecar_says_what_goes_in_and_comes_out(exported):
-  files, _ = exported
-  path, sidecar = files['edgesegnet', 'tflite']
+  path, sidecar = exported['edgesegnet', 'tflite']
   with open(path + '.json') as f:
     assert json.load(f) == sidecar
   assert sidecar['model'] == 'edgesegnet' and sidecar['format'] == 'tflite'
@@ -128,7 +156,7 @@ def test_sidecar_says_what_goes_in_and_comes_out(exported):
   assert sidecar['parity']['tolerance'] == 1e-4
   assert sidecar['parity']['images'] == '2 uniform random 64x64 images'
   assert sidecar['exported_with']['litert-torch'] != 'not installed'
-  teacher = files['fomm_teacher', 'onnx'][1]
+  teacher = exported['fomm_teacher', 'onnx'][1]
   assert teacher['input']['shape'] == [1, 256, 256, 3]  # FOMM's own frame size at --model
   assert teacher['exported_with']['onnxruntime'] != 'not installed'
 
@@ -136,11 +164,10 @@ def test_sidecar_says_what_goes_in_and_comes_out(exported):
 def test_the_documented_example_draws_keypoints_from_a_tflite_file(exported, tmp_path):
   import matplotlib.pyplot as plt
 
-  files, held_out = exported
-  image, expected = held_out['edgesegnet']
+  path = exported['edgesegnet', 'tflite'][0]
+  image, _ = exported.held_out['edgesegnet']
   plt.imsave(tmp_path / 'face.png', image[0])
   out = tmp_path / 'keypoints.png'
-  path = files['edgesegnet', 'tflite'][0]
   result = commands.run('examples/tflite_keypoints.py', path, str(tmp_path / 'face.png'), str(out))
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip().endswith(f'10 keypoints drawn on {tmp_path / "face.png"} -> {out}')
@@ -182,14 +209,14 @@ def test_a_file_that_computes_something_else_is_refused_and_nothing_written(tmp_
     return module
 
   monkeypatch.setattr(exporter_module, 'deployable', off_by_a_little)
-  model = models.create_model('squeeze_encdec', rngs=nnx.Rngs(0))
+  model = model_at('squeeze_encdec', 'narrow', nnx.Rngs(0))
   inputs = export_inputs.random_inputs(64, count=2, calibration=0)
   out = tmp_path / 'model.onnx'
   with pytest.raises(ExportError, match=r'differs from the Flax model by .* nothing written'):
     export(
       model,
       'squeeze_encdec',
-      models.default_config('squeeze_encdec'),
+      models.model_config('squeeze_encdec', options_at('squeeze_encdec', 'narrow')),
       fmt='onnx',
       out=str(out),
       images=inputs.images,

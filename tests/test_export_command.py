@@ -1,7 +1,9 @@
 """tools.export as a command and int8 export: the levels of quantisation, the refusal, the
 head kept in float, and every bad-input line (test_export.py: the files themselves).
 
-A file of its own so that pytest-xdist runs it beside test_export.py's conversions.
+The command runs in-process (`commands.in_process`: its main under absl's flag parsing),
+but for one bad flag and --help, run as subprocesses for its wiring. A file of its own so
+that pytest-xdist runs it beside test_export.py's conversions.
 """
 
 import json
@@ -20,12 +22,16 @@ def _export_cli(*args):
   return commands.run('-m', 'tools.export', *args, timeout=600)
 
 
-def test_int8_from_a_trained_run_reports_val_distance_beside_fp32(edgeseg_run, tmp_path):
+def _export(*args):
+  return commands.in_process('tools.export', *args)
+
+
+def test_int8_from_a_trained_run_reports_val_distance_beside_fp32(edgeseg_run, tmp_path, capsys):
   workdir, _ = edgeseg_run
   out = tmp_path / 'edgeseg_int8.tflite'
-  result = _export_cli(f'--checkpoint={workdir}', '--format=tflite', '--int8', f'--out={out}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert f'wrote {out}' in result.stdout and 'val distance to the teacher' in result.stdout
+  assert _export(f'--checkpoint={workdir}', '--format=tflite', '--int8', f'--out={out}') is None
+  stdout = capsys.readouterr().out
+  assert f'wrote {out}' in stdout and 'val distance to the teacher' in stdout
   sidecar = json.loads((tmp_path / 'edgeseg_int8.tflite.json').read_text())
   assert sidecar['precision'] == 'int8' and sidecar['weights']['source'] == str(workdir)
   assert sidecar['int8']['method'].startswith('static int8')
@@ -112,25 +118,24 @@ def test_int8_onnx_keeps_the_head_in_float(edgeseg_run, tmp_path):
 def test_bad_input_fails_with_one_line(tmp_path):
   empty = tmp_path / 'empty'
   empty.mkdir()
-  line = commands.last_error_line(
-    _export_cli(f'--checkpoint={empty}', '--format=onnx', f'--out={tmp_path / "m.onnx"}')
+  line = commands.one_line(
+    _export(f'--checkpoint={empty}', '--format=onnx', f'--out={tmp_path / "m.onnx"}')
   )
   assert line.startswith('error: no checkpoints in ') and str(empty) in line
+  existing = tmp_path / 'exists.tflite'
+  existing.write_text('keep me')
+  line = commands.one_line(_export('--model=edgesegnet', '--format=tflite', f'--out={existing}'))
+  assert line == f'error: {existing} exists; pass --overwrite to replace it, or another --out.'
+  assert existing.read_text() == 'keep me'
+  line = commands.one_line(_export('--format=tflite', f'--out={tmp_path / "m"}'))
+  assert line.startswith('error: pass either --checkpoint')
+  line = commands.one_line(
+    _export('--model=edgesegnet', '--format=tflite', '--out=/proc/nope/m.tflite')
+  )
+  assert line.startswith('error: cannot create the output folder /proc/nope (')  # before converting
+  # The command's wiring: absl's flag error as its last line and exit status, and --help.
   line = commands.last_error_line(
     _export_cli('--model=edgesegnet', '--format=coreml', f'--out={tmp_path / "m"}')
   )
   assert line.startswith('error: ') and 'tflite' in line and 'onnx' in line
-  existing = tmp_path / 'exists.tflite'
-  existing.write_text('keep me')
-  line = commands.last_error_line(
-    _export_cli('--model=edgesegnet', '--format=tflite', f'--out={existing}')
-  )
-  assert line == f'error: {existing} exists; pass --overwrite to replace it, or another --out.'
-  assert existing.read_text() == 'keep me'
-  line = commands.last_error_line(_export_cli('--format=tflite', f'--out={tmp_path / "m"}'))
-  assert line.startswith('error: pass either --checkpoint')
-  line = commands.last_error_line(
-    _export_cli('--model=edgesegnet', '--format=tflite', '--out=/proc/nope/m.tflite')
-  )
-  assert line.startswith('error: cannot create the output folder /proc/nope (')  # before converting
   assert 'create_model(NAME, rngs=nnx.Rngs(0))' in _export_cli('--help').stdout

@@ -25,6 +25,7 @@ import main
 from torch_twins import fomm_checkpoint
 from train import checkpoints, loop
 from train.checkpoints import CheckpointError
+from train.experiment import Experiment
 from train.preemption import Preempted, Watch
 from train.workdir import WorkdirError
 
@@ -120,9 +121,26 @@ def _drop_meta(step_dir):
   (step_dir / 'meta' / 'metadata').unlink()
 
 
+def _assert_moved_aside(workdir, step, damaged, warning):
+  """`step` moved aside to STEP.damaged, byte for byte (where orbax does not look)."""
+  aside = workdir / 'checkpoints' / f'{step}.damaged'
+  assert warning.startswith(f'warning: checkpoint {workdir}/checkpoints/{step}')
+  assert ' cannot be restored (' in warning
+  assert warning.endswith(f'; moved it aside to {aside} and trying the step before')
+  assert {p.relative_to(aside) for p in _files(aside)} == {
+    p.relative_to(workdir / 'checkpoints' / str(step)) for p in damaged
+  }
+
+
 # (A failed restore's late 'Event loop is closed' reports: pytest swaps sys.unraisablehook
 # around each test, so the subprocess test of an all-damaged workdir checks they stay quiet.)
-@pytest.mark.parametrize('damage', [_truncate, _flip_a_bit, _drop_meta])
+# Each resume retrains steps 4 to 6 (about 7 s of CPU): the fast tier resumes past one kind
+# of damage; the others are moved aside by the same resume in the test after this one.
+@pytest.mark.parametrize(
+  'damage',
+  [_truncate, pytest.param(_flip_a_bit, marks=pytest.mark.slow),
+   pytest.param(_drop_meta, marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_resume_moves_a_damaged_latest_step_aside_and_goes_on_from_the_one_before(
   shared, edgeseg_run, tmp_path, capfd, damage
 ):
@@ -131,18 +149,30 @@ def test_resume_moves_a_damaged_latest_step_aside_and_goes_on_from_the_one_befor
   damaged = _files(workdir / 'checkpoints' / '6')
   loop.train_and_evaluate(smoke_config('edgeseg', shared), str(workdir))
   out, err = capfd.readouterr()
-  aside = workdir / 'checkpoints' / '6.damaged'
   warning = next(line for line in err.splitlines() if line.startswith('warning:'))
-  assert warning.startswith(f'warning: checkpoint {workdir}/checkpoints/6')
-  assert ' cannot be restored (' in warning
-  assert warning.endswith(f'; moved it aside to {aside} and trying the step before')
+  _assert_moved_aside(workdir, 6, damaged, warning)
   assert 'resuming from step 3' in out
   assert 'Traceback' not in err and 'Event loop is closed' not in err
-  # Kept, byte for byte, where orbax does not look; steps 4 to 6 retrained exactly.
-  assert {p.relative_to(aside) for p in _files(aside)} == {
-    p.relative_to(workdir / 'checkpoints' / '6') for p in damaged
-  }
-  _assert_same_params(edgeseg_run[0], workdir, 6)
+  _assert_same_params(edgeseg_run[0], workdir, 6)  # steps 4 to 6 retrained exactly
+
+
+def test_resume_moves_every_kind_of_damage_aside_newest_first(shared, edgeseg_run, tmp_path, capfd):
+  """The resume of the loop (`Writer.resume`, into the run's initial state) on flipped
+  weights at step 6 and a lost meta at step 3: both moved aside, nothing left to resume."""
+  workdir = _copy(edgeseg_run, tmp_path)
+  _flip_a_bit(workdir / 'checkpoints' / '6')
+  _drop_meta(workdir / 'checkpoints' / '3')
+  damaged = {step: _files(workdir / 'checkpoints' / str(step)) for step in (6, 3)}
+  experiment = Experiment(smoke_config('edgeseg', shared), str(workdir))
+  assert experiment.checkpoints.resume(lambda meta: None, experiment.initial_state()) is None
+  experiment.checkpoints.close()
+  err = capfd.readouterr().err
+  warnings = [line for line in err.splitlines() if line.startswith('warning:')]
+  assert len(warnings) == 2 and 'Traceback' not in err
+  assert 'its checksum differs from the one saved' in warnings[0]
+  for (step, files), warning in zip(damaged.items(), warnings, strict=True):
+    _assert_moved_aside(workdir, step, files, warning)
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['3.damaged', '6.damaged']
 
 
 def test_readers_skip_a_damaged_best_step_and_leave_it_in_place(edgeseg_run, tmp_path, capfd):

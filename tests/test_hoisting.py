@@ -5,15 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from narrow import WIDTHS, model_at
+from narrow import NAMES, WIDTHS, model_at
 
-import models
 from models import compiler, hoisting
 from tests.test_parity import randomize
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_hoisted_inference_equals_the_unhoisted_one(name, width):
   """(The unhoisted function equals the model: tests/test_convolution.py.)"""
   model = model_at(name, width, nnx.Rngs(0))

@@ -7,7 +7,7 @@ import torch
 import torchinfo
 from flax import nnx
 from fomm_twin import draw_batchnorm
-from narrow import WIDTHS, options_at
+from narrow import NAMES, WIDTHS, options_at
 
 import models
 from models import summary
@@ -44,7 +44,7 @@ def _flax_and_twin(name: str, width: str, seed: int = 0):
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_outputs_agree_within_1e4(name, width):
   model, twin = _flax_and_twin(name, width)
   size = model.default_input_size
@@ -69,7 +69,7 @@ def test_outputs_agree_within_1e4(name, width):
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_round_trip_torch_flax_torch_is_identical(name, width):
   options = options_at(name, width)
   torch.manual_seed(0)
@@ -93,7 +93,7 @@ def assert_round_trip_is_identical(original, name, options):
 
 
 @pytest.mark.parametrize('width', WIDTHS)
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_torchinfo_agrees_with_our_summary(name, width):
   options = options_at(name, width)
   model = models.create_model(name, options, rngs=nnx.Rngs(0))

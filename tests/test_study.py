@@ -126,10 +126,11 @@ def test_comparisons_follow_welchs_t_test():
 
 
 def test_report_on_a_damaged_summary_is_one_line(tmp_path):
-  from commands import last_error_line
+  """tools.report in-process (its subprocess: tests/test_train.py)."""
+  from commands import in_process, one_line
 
   (tmp_path / 'summary.json').write_text('not json')
-  line = last_error_line(run('-m', 'tools.report', f'--study={tmp_path}'))
+  line = one_line(in_process('tools.report', f'--study={tmp_path}'))
   assert line.startswith(f'error: {tmp_path}/summary.json is not a study summary')
-  line = last_error_line(run('-m', 'tools.report', f'--study={tmp_path / "missing"}'))
+  line = one_line(in_process('tools.report', f'--study={tmp_path / "missing"}'))
   assert line.startswith('error: no summary.json in')

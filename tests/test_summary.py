@@ -71,10 +71,10 @@ def _command(*args):
   return commands.run('-m', 'tools.summary', *args)
 
 
-def test_per_layer_xla_flops_are_reported_and_labelled():
-  command = _command('--model', 'squeeze_encdec')  # the space form of a flag works too
-  assert command.returncode == 0, command.stderr
-  out = command.stdout
+def test_per_layer_xla_flops_are_reported_and_labelled(capsys):
+  # In-process (the subprocess: the last test); the space form of a flag works too.
+  assert commands.in_process('tools.summary', '--model', 'squeeze_encdec') is None
+  out = capsys.readouterr().out
   assert 'torchinfo rules' in out and 'cost_analysis' in out
   assert 'Total params:                  756,395' in out
   s = summary.summarize(models.create_model('squeeze_encdec', rngs=nnx.Rngs(0)))
@@ -102,6 +102,11 @@ def test_comparison_table_lists_every_model(capsys):
   ],
 )
 def test_cli_errors_are_one_clear_line(args, message):
-  command = _command(*args)
+  assert commands.one_line(commands.in_process('tools.summary', *args)).startswith(message)
+
+
+def test_the_command_fails_with_its_one_line_and_exit_status():
+  command = _command('--model=nope')
   assert command.returncode != 0 and 'Traceback' not in command.stderr
-  assert command.stderr.strip().splitlines()[-1].startswith(message), command.stderr
+  line = command.stderr.strip().splitlines()[-1]
+  assert line.startswith("error: unknown model 'nope'; valid models"), command.stderr

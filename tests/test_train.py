@@ -1,8 +1,8 @@
 """The distillation system end to end on :smoke configs (tiny data, a few steps).
 
 Runs that several tests read are trained once: the teacher and an EdgeSegNet
-run of 6 steps per session (`conftest.py`), a 12-step run per module; tests
-copy a workdir before changing it.
+run of 6 steps per session, by main.run (`conftest.py`), a 12-step run per module;
+tests copy a workdir before changing it.
 """
 
 import json
@@ -166,22 +166,22 @@ def test_killed_run_resumes_to_identical_parameters(shared, edgeseg_12, tmp_path
 
 
 def test_main_run_trains_a_missing_teacher_first_then_the_student_then_evaluates(
-  shared, tmp_path, capsys
+  shared, edgeseg_run, tmp_path, capsys
 ):
-  """In-process `main.run` (what main.py calls): the teacher's config in its workdir, then
-  the student; then --mode=eval restores the best checkpoint and evaluates it."""
+  """In-process `main.run` (what main.py calls), as the session's runs were made
+  (conftest.py): the teacher's config in its workdir, then the student; then --mode=eval
+  restores the best checkpoint and evaluates it."""
   import main
 
-  config = smoke_config('edgeseg', shared)
-  config.teacher.checkpoint = str(tmp_path / 'teacher')
-  main.run(config, str(tmp_path / 'student'), 'train')
-  out = capsys.readouterr().out
+  out = (shared / 'main_run.out').read_text()
   assert out.index('step 1 of 2') < out.index('fomm_teacher:') < out.index('step 2 of 2')
-  assert (tmp_path / 'teacher' / 'checkpoints' / '6').is_dir()
-  assert (tmp_path / 'student' / 'results.json').exists()
-  main.run(config, str(tmp_path / 'student'), 'eval')
+  assert (shared / 'teacher' / 'checkpoints' / '6').is_dir()
+  assert (edgeseg_run[0] / 'results.json').exists()
+  student = tmp_path / 'student'
+  shutil.copytree(edgeseg_run[0], student)
+  main.run(smoke_config('edgeseg', shared), str(student), 'eval')
   assert '(best by val loss)' in capsys.readouterr().out
-  assert json.loads((tmp_path / 'student' / 'eval_results.json').read_text())['step'] in (3, 6)
+  assert json.loads((student / 'eval_results.json').read_text())['step'] in (3, 6)
 
 
 @pytest.mark.slow
@@ -274,10 +274,10 @@ def test_flag_parsing_turns_a_bad_group_or_type_into_one_line(flag, line, monkey
 
 
 def test_a_config_file_that_cannot_be_loaded_is_one_line(tmp_path):
-  process = _main('--config=configs/nope.py', f'--workdir={tmp_path}')
-  _, err = process.communicate(timeout=120)
-  assert process.returncode != 0 and 'Traceback' not in err, err
-  line = err.strip().splitlines()[-1]
+  """In-process, main.py's main under its flag parsing (its subprocess: the test above)."""
+  line = commands.one_line(
+    commands.in_process('main', '--config=configs/nope.py', f'--workdir={tmp_path}')
+  )
   assert line.startswith('error: cannot load the --config file: ') and 'nope.py' in line
 
 
@@ -300,6 +300,30 @@ def test_other_architecture_and_damaged_checkpoints_fail_clearly(shared, edgeseg
     loop.train_and_evaluate(smoke_config('l3unet', shared), str(workdir))
 
 
+def test_warm_start_takes_the_other_runs_weights_and_refuses_another_model(
+  shared, edgeseg_run, tmp_path, capsys
+):
+  """The start of a warm-started run (the loop's `_resume_or_start`): the other run's best
+  weights and statistics. The whole run: the slow test below."""
+  source = edgeseg_run[0]
+  config = smoke_config('edgeseg', shared, init_from=str(source))
+  experiment = Experiment(config, str(tmp_path / 'warm'))
+  state = loop._resume_or_start(experiment)
+  experiment.checkpoints.close()
+  assert f'warm start from {source}' in capsys.readouterr().out
+  model, _ = checkpoints.restore_model(source)
+  for kind, got in ((nnx.Param, state.params), (nnx.BatchStat, state.batch_stats)):
+    want = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, kind)))
+    for a, b in zip(jax.tree.leaves(nnx.to_pure_dict(got)), want, strict=True):
+      np.testing.assert_array_equal(a, b)
+  assert int(state.step) == 0
+  with pytest.raises(CheckpointError, match='holds another model'):
+    loop.train_and_evaluate(
+      smoke_config('squeeze_unet', shared, init_from=str(source)), str(tmp_path / 'wrong')
+    )
+
+
+@pytest.mark.slow
 def test_warm_start_from_another_run_and_its_mismatch(shared, edgeseg_run, tmp_path):
   source = edgeseg_run[0]
   results = loop.train_and_evaluate(
@@ -363,11 +387,13 @@ def _tool(*args):
   return commands.run('-m', *args)
 
 
-def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run):
+def test_report_and_outliers_read_a_finished_run(shared, edgeseg_run, capsys):
   from train import outliers
 
   workdir = edgeseg_run[0]
-  out = _tool('tools.report', str(workdir), str(shared / 'teacher')).stdout
+  # tools.report in-process on the runs, as a subprocess on a missing one (its wiring).
+  assert commands.in_process('tools.report', str(workdir), str(shared / 'teacher')) is None
+  out = capsys.readouterr().out
   assert '| edgesegnet |' in out and '| 0.0016 | 0.0039 | 0.0077 |' in out
   assert 'fomm_teacher (teacher)' in out
   missing = _tool('tools.report', str(shared / 'missing'))
@@ -438,19 +464,11 @@ def test_damaged_state_is_one_line_for_the_tools(edgeseg_run, tmp_path):
   assert line.startswith(f'error: checkpoint {workdir}/checkpoints/6/state cannot be restored')
 
 
-def test_default_workdir_is_named_after_the_config_file():
-  process = subprocess.run(
-    [
-      sys.executable,
-      '-c',
-      (
-        'import sys; sys.argv = ["main.py", "--config=configs/edgeseg.py:smoke"]; '
-        'from absl import flags; import main; flags.FLAGS(sys.argv); print(main._default_workdir())'
-      ),
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    check=True,
-  )
-  assert process.stdout.strip() == os.path.join('workdirs', 'edgeseg')
+def test_default_workdir_is_named_after_the_config_file(monkeypatch):
+  import main
+  from tools import cli
+
+  argv = ['main.py', '--config=configs/edgeseg.py:smoke']
+  monkeypatch.setattr('sys.argv', argv)  # ml_collections finds the overrides in sys.argv
+  cli.parse_flags(argv)
+  assert main._default_workdir() == os.path.join('workdirs', 'edgeseg')

@@ -164,17 +164,17 @@ def test_bad_folders_are_skipped_counted_or_refused(vox_folder, tmp_path):
     pipeline.prepare(config)
   assert not list((tmp_path / 'strict').glob('frames/*/*/dataset_info.json'))
 
-  # No train/ folder: refused before any work, through main.py as one line.
+  # No train/ folder: refused before any work, through main.py's main as one line.
   (tmp_path / 'no_train' / 'test').mkdir(parents=True)
-  result = commands.run(
-    'main.py',
+  exit_ = commands.in_process(
+    'main',
     '--config=configs/vox.py:smoke',
     f'--config.data.manual_dir={tmp_path / "no_train"}',
     f'--config.teacher.checkpoint={vox_folder[0] / "fomm_vox"}',
     f'--config.data.data_dir={tmp_path / "d2"}',
     f'--workdir={tmp_path / "w"}',
   )
-  assert 'no_train/train does not exist; expected the layout' in commands.last_error_line(result)
+  assert 'no_train/train does not exist; expected the layout' in commands.one_line(exit_)
   assert not (tmp_path / 'w').exists()
 
 
