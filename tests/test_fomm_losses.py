@@ -113,17 +113,21 @@ def test_pyramid_has_fomms_scales_and_values():
   assert float(fl.pyramid_ssim(ours, ours)) < 1e-6
 
 
-def test_ssim_is_one_for_equal_images_and_falls_with_noise():
+def test_ssim_is_one_for_equal_images_falls_with_noise_and_matches_the_twin():
   rng = np.random.default_rng(5)
   image = jnp.asarray(rng.uniform(0, 1, (1, 16, 16, 3)), jnp.float32)
   noisy = [image + s * jnp.asarray(rng.normal(size=image.shape), jnp.float32) for s in (0.05, 0.2)]
   assert float(fl.ssim(image, image)) == pytest.approx(1.0, abs=1e-6)
   assert 1.0 > float(fl.ssim(image, noisy[0])) > float(fl.ssim(image, noisy[1]))
+  theirs = twin_losses.ssim(_nchw(image), _nchw(noisy[0]))
+  np.testing.assert_allclose(fl.ssim(image, noisy[0]), theirs.numpy(), rtol=1e-5)
 
 
-def test_the_training_loss_matches_fomms_generator_full_model():
+@pytest.mark.parametrize('pixel', ['ssim', 'l1'])
+def test_the_training_loss_matches_fomms_generator_full_model(pixel):
   """The whole forward pass of a training step (train-mode BatchNorm) on ported weights."""
   config = fomm_config.get_config()
+  config.loss.pixel = pixel
   detector_options = {**NARROW['fomm_teacher'], 'scale_factor': 1.0, 'num_kp': 5}
   generator_options = {
     **NARROW_GENERATOR,

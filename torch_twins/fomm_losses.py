@@ -2,7 +2,7 @@
 
 The twin of `train.fomm_losses` and `train.fomm_step.loss_terms`: the random
 TPS `Transform` (here built from given parameters, so both sides can use the
-same draw), the image pyramid, the weight-free pyramid terms, and the
+same draw), the image pyramid, the weight-free pyramid terms (L1, SSIM), and the
 equivariance terms with the transform's jacobian taken by autograd, as FOMM
 takes it. `GeneratorFullModel` is FOMM's forward pass without the GAN, for
 parity and for timing the same training step eagerly
@@ -65,6 +65,29 @@ class ImagePyramid(nn.Module):
     return [down(x) for down in self.downs]
 
 
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 3) -> torch.Tensor:
+  """Mean SSIM of NCHW images over window x window boxes, reflection-padded (Monodepth's)."""
+  c1, c2 = 0.01**2, 0.03**2
+
+  def pool(x):
+    return F.avg_pool2d(F.pad(x, [window // 2] * 4, mode='reflect'), window, stride=1)
+
+  mu_a, mu_b = pool(a), pool(b)
+  var_a, var_b = pool(a * a) - mu_a**2, pool(b * b) - mu_b**2
+  covariance = pool(a * b) - mu_a * mu_b
+  numerator = (2 * mu_a * mu_b + c1) * (2 * covariance + c2)
+  return (numerator / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean()
+
+
+def pixel_term(fake: list[torch.Tensor], real: list[torch.Tensor], kind: str) -> torch.Tensor:
+  """The pyramid's weight-free term: 'l1', or 'ssim' (0.85 (1 - SSIM) / 2 + 0.15 L1)."""
+  total = 0.0
+  for g, r in zip(fake, real, strict=True):
+    l1 = (g - r).abs().mean()
+    total = total + (0.85 * (1 - ssim(g, r)) / 2 + 0.15 * l1 if kind == 'ssim' else l1)
+  return total
+
+
 def equivariance_value(kp_driving, kp_transformed, transform: Transform) -> torch.Tensor:
   warped = transform.warp_coordinates(kp_transformed['kp'])
   return (kp_driving['kp'] - warped).abs().mean()
@@ -77,7 +100,7 @@ def equivariance_jacobian(kp_driving, kp_transformed, transform: Transform) -> t
 
 
 class GeneratorFullModel(nn.Module):
-  """FOMM's GeneratorFullModel.forward with the pyramid L1 term and the GAN off.
+  """FOMM's GeneratorFullModel.forward with the weight-free pyramid term and the GAN off.
 
   `forward(source, driving, theta, control_params)` takes the transform's draw
   so that a test gives both frameworks the same one; returns the weighted terms.
@@ -93,7 +116,7 @@ class GeneratorFullModel(nn.Module):
     kp_source, kp_driving = self.kp_detector(source), self.kp_detector(driving)
     prediction = self.generator(source, kp_source=kp_source, kp_driving=kp_driving)['prediction']
     real, fake = self.pyramid(driving), self.pyramid(prediction)
-    pixel = sum((g - r).abs().mean() for g, r in zip(fake, real, strict=True))
+    pixel = pixel_term(fake, real, self.loss.pixel)
     terms = {'reconstruction': self.loss.pixel_weight * pixel}
     warp = Transform(theta, control_params, self.points_tps)
     kp_transformed = self.kp_detector(warp.transform_frame(driving))
