@@ -201,6 +201,7 @@ def test_the_second_study_command_skips_resumes_and_scores(fomm_run, shared, tmp
   assert again.returncode == 0 and '2 of 2 runs finished, 0 to do' in again.stdout
 
 
+@pytest.mark.slow  # eager PyTorch steps; the fast tier checks the twin's loss (test_fomm_losses)
 def test_the_training_throughput_comparison_times_both_frameworks(fomm_run):
   """bench.fomm_training on the smoke step (the same program as the run's: a cache hit)."""
   from bench import fomm_training
