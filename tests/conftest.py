@@ -150,6 +150,7 @@ _LONGEST_FIRST = (
   'test_parity.py',
   'test_convolution.py',
   'test_summary.py',
+  'test_outliers.py',
   'test_distillation.py',
   'test_fomm_bench.py',
   'test_hoisting.py',
