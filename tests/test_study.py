@@ -126,7 +126,7 @@ def test_comparisons_follow_welchs_t_test():
 
 
 def test_report_on_a_damaged_summary_is_one_line(tmp_path):
-  """tools.report in-process (its subprocess: tests/test_train.py)."""
+  """tools.report in-process (its subprocess: tests/test_outliers.py)."""
   from commands import in_process, one_line
 
   (tmp_path / 'summary.json').write_text('not json')
