@@ -68,6 +68,11 @@ def run(config, workdir: str, mode: str) -> None:
   from train.experiment import Experiment
 
   if mode == 'eval':
+    if config.task == 'fomm':  # its validations are in the run's metrics.jsonl and results.json
+      raise ValueError(
+        "--mode=eval evaluates a keypoint run; FOMM's run validates itself (WORKDIR/metrics.jsonl, "
+        'results.json): score its detector with python -m tools.landmark_regression.'
+      )
     evaluate.evaluate_workdir(Experiment(config, workdir))
     return
   teacher_config = teacher.teacher_to_train(config)

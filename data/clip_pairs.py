@@ -138,3 +138,18 @@ def clip_frames(
     clip = source[i]
     clips.append((i, np.asarray(clip['video']), np.asarray(clip['kp'])))
   return clips
+
+
+def frames_and_landmarks(
+  clips: list[tuple[int, np.ndarray, np.ndarray]], per_clip: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+  """(frames (N, H, W, 3), landmarks (N, 10, 2)) of `clip_frames`' clips: every frame, or
+  `per_clip` evenly spaced ones of each clip (the landmark regression's training frames)."""
+  images, landmarks = [], []
+  for _, video, kp in clips:
+    picked = np.arange(len(video))
+    if per_clip is not None:
+      picked = np.linspace(0, len(video) - 1, per_clip).round().astype(int)
+    images.append(video[picked])
+    landmarks.append(kp[picked])
+  return np.concatenate(images), np.concatenate(landmarks)

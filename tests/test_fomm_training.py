@@ -125,6 +125,7 @@ def test_the_second_study_scores_students_by_the_animation(fomm_run, shared, edg
     # 64x64 frames, dense motion at 32x32 halved six times: the generator says what it needs.
     ({'generator': {'dense_motion_num_blocks': 6}}, 'multiples of 128'),
     ({'loss': {'pixle': 'l1'}}, 'unknown field loss.pixle'),
+    ({'loss': {'vgg19': '/no/such/vgg19.pth'}}, 'is not a file'),
     ({'data': {'train_size': 3000, 'frames_per_clip': 32, 'image_size': 64}}, 'over the 1,000 MiB'),
   ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import ml_collections
@@ -33,6 +34,11 @@ def validate(config: ml_collections.ConfigDict, *, need: Callable[[bool, str], N
   )
   need(not config.init_from, 'task=fomm starts from scratch: init_from must be empty.')
   loss = config.loss
+  need(
+    not loss.vgg19 or os.path.isfile(loss.vgg19),
+    f'loss.vgg19={loss.vgg19!r} is not a file; pass a torchvision VGG19 state dict, or leave it '
+    'empty for the weight-free term.',
+  )
   need(loss.pixel in PIXEL_TERMS, f'loss.pixel={loss.pixel!r}; valid: {", ".join(PIXEL_TERMS)}.')
   for key in ('pixel_weight', 'equivariance_value', 'equivariance_jacobian'):
     need(loss[key] >= 0, f'loss.{key} must be >= 0, got {loss[key]}.')

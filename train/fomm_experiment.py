@@ -81,12 +81,7 @@ class FommExperiment(Experiment):
     first `regression_clips` training clips."""
     config = self.config
     clips = clip_pairs.clip_frames(self.dataset, 'train', max_clips=config.regression_clips)
-    images, landmarks = [], []
-    for _, video, kp in clips:
-      picked = np.linspace(0, len(video) - 1, config.regression_frames_per_clip).round().astype(int)
-      images.append(video[picked])
-      landmarks.append(kp[picked])
-    return np.concatenate(images), np.concatenate(landmarks)
+    return clip_pairs.frames_and_landmarks(clips, config.regression_frames_per_clip)
 
   # ---------------------------------------------------------------- models
 

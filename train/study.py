@@ -113,10 +113,10 @@ def summary(runs: Sequence[Run], directory: str, teacher: str) -> list[dict[str,
   """One record per finished run (and one for the teacher, role 'teacher')."""
   records = []
   teacher_results = os.path.join(teacher, 'results.json')
-  if os.path.isfile(teacher_results) and _read_json(teacher_results).get('task') == 'fomm':
+  found = _read_json(teacher_results) if os.path.isfile(teacher_results) else None
+  if found is not None and found.get('task') == 'fomm':  # FOMM trained here: the second study
     records.append(study_fomm.teacher_record(teacher))
-  elif os.path.isfile(teacher_results):
-    found = _read_json(teacher_results)
+  elif found is not None:
     records.append(
       {
         'role': 'teacher',

@@ -87,18 +87,6 @@ def score_run(
   return found
 
 
-def _frames(clips, per_clip: int | None) -> tuple[np.ndarray, np.ndarray]:
-  """(frames, landmarks) of every clip: all frames, or `per_clip` evenly spaced ones."""
-  images, landmarks = [], []
-  for _, video, kp in clips:
-    picked = np.arange(len(video))
-    if per_clip is not None:
-      picked = np.linspace(0, len(video) - 1, per_clip).round().astype(int)
-    images.append(video[picked])
-    landmarks.append(kp[picked])
-  return np.concatenate(images), np.concatenate(landmarks)
-
-
 def detector_entry(entry: str, config, seed: int = 0) -> tuple[str, nnx.Module]:
   """(name, detector in eval mode) of NAME=FOLDER, FOLDER or 'random' (FOMM's detector at
   `config.model`'s widths with random weights, seeded by `seed`)."""
@@ -119,8 +107,8 @@ def landmark_report(detectors: dict[str, nnx.Module], config, split: str = 'test
 
   builder = pipeline.prepare(config.data)
   train_clips = clip_pairs.clip_frames(builder, 'train', max_clips=config.regression_clips)
-  fit = _frames(train_clips, config.regression_frames_per_clip)
-  held_out = _frames(clip_pairs.clip_frames(builder, split), None)
+  fit = clip_pairs.frames_and_landmarks(train_clips, config.regression_frames_per_clip)
+  held_out = clip_pairs.frames_and_landmarks(clip_pairs.clip_frames(builder, split))
   results = {}
   for name, detector in detectors.items():
     found = [animation.detect(detector, images) for images in (fit[0], held_out[0])]
