@@ -134,3 +134,52 @@ def test_report_on_a_damaged_summary_is_one_line(tmp_path):
   assert line.startswith(f'error: {tmp_path}/summary.json is not a study summary')
   line = one_line(in_process('tools.report', f'--study={tmp_path / "missing"}'))
   assert line.startswith('error: no summary.json in')
+
+
+def test_the_second_studys_report_ranks_students_by_each_score(tmp_path):
+  """tools.report on a --plan=fomm summary: the teacher, both tables, rankings, Spearman."""
+  import scipy.stats
+  from commands import in_process
+
+  from train import report_fomm
+
+  teacher = {
+    'role': 'teacher', 'model': 'fomm_teacher', 'steps': 5000, 'val_reconstruction_l1': 0.04,
+    'reconstruction_l1': 0.041, 'animated_kp_error': 0.012, 'kp_distance_to_teacher': 0.0,
+    'landmark_regression_error': 0.03, 'landmark_regression_error_interocular': 0.08,
+    'random_landmark_regression_error': 0.17, 'supervised_landmark_regression_error': 0.02,
+  }  # fmt: skip
+  students, order = [], ['squeeze_encdec', 'edgesegnet', 'l3unet', 'squeeze_unet']
+  for rank, model in enumerate(order):
+    for seed in range(3):
+      distance = 0.02 + 0.01 * rank + 0.001 * seed
+      students.append({
+        'role': 'student', 'run': f'{model}_L1_seed{seed}', 'model': model, 'loss': 'L1',
+        'seed': seed, 'steps': 100, 'params': 1000, 'train_loss': 0.1, 'val_loss': 0.1,
+        'val_distance': distance, 'kp_distance_to_teacher': distance,
+        'reconstruction_l1': 0.05 + distance,  # the same order as val distance
+        'animated_kp_error': 0.1 - distance if model != 'l3unet' else 0.0,  # reversed but one
+      })  # fmt: skip
+  assert report_fomm.is_fomm_summary(teacher, students)
+  assert report_fomm.ranking(students, 'reconstruction_l1') == order
+  line = report_fomm.rank_correlation(students, 'val_distance', 'animated_kp_error')
+  expected = scipy.stats.spearmanr(
+    [s['val_distance'] for s in students], [s['animated_kp_error'] for s in students]
+  )
+  assert line == (
+    f'val_distance vs animated_kp_error: Spearman rho {expected.statistic:+.2f} over 12 runs, '
+    f'p {expected.pvalue:.3f}'
+  )
+  assert 'too few to rank' in report_fomm.rank_correlation(students[:2], 'val_distance', 'x')
+  (tmp_path / 'summary.json').write_text(json.dumps({'runs': [teacher] + students}))
+  assert in_process('tools.report', f'--study={tmp_path}', '--benchmark=/no/such.json') is None
+  tables = (tmp_path / 'tables.md').read_text()
+  assert '| landmark regression error: random detector | 0.1700 |' in tables
+  assert '| learnt keypoints | 0.0300 (8.0% inter-ocular) |' in tables.replace(
+    'landmark regression error: ', ''
+  )
+  assert '| FOMM teacher | - | - | 0 | 0.0410 | 0.0120 |' in tables
+  assert f'- reconstruction_l1: {", ".join(order)}' in tables
+  assert '- the article (val distance): edgesegnet, squeeze_unet, l3unet, squeeze_encdec' in tables
+  assert 'val_distance vs reconstruction_l1: Spearman rho +1.00 over 12 runs' in tables
+  assert 'to truth' not in tables

@@ -2,6 +2,7 @@
 
   python -m tools.report workdirs/*                  # one row per run folder
   python -m tools.report --study=docs/study [--benchmark=benchmarks/results.json]
+  python -m tools.report --study=docs/study_fomm      # the second study
 
 With `--study` (the folder `python -m tools.study` writes), the study's
 tables (mean +- std over seeds; train.report defines each column) are
@@ -10,6 +11,13 @@ article's claims need, and the Pareto picture STUDY/pareto.png (val
 distance against the JAX latency of the benchmark's results.json, and
 against parameters), with the learning curves of every run (STUDY/curves.png
 and a table with each run's improvement over its last quarter).
+
+The second study's summary (`python -m tools.study --plan=fomm`, in
+docs/study_fomm) gets its own tables (train.report_fomm): the FOMM teacher's
+scores and landmark regression, Table 4 from that teacher, the animation each
+student drives, the rankings by each score beside the article's, the
+article's comparisons by each score, and the rank correlation of val distance
+with the animation over the runs.
 """
 
 from __future__ import annotations
@@ -38,10 +46,35 @@ _CLAIMS = (
   (('edgesegnet', 'L1'), ('edgesegnet', 'L3')),
   (('edgesegnet', 'L2'), ('edgesegnet', 'L3')),
 )
+# The second study's scores (tools.study --plan=fomm): distillation, then the animation.
+_FOMM_SCORES = ('val_distance', 'reconstruction_l1', 'animated_kp_error')
+
+
+def _fomm_tables(teacher: dict | None, students: list[dict]) -> list[str]:
+  """The second study's sections (train.report_fomm): Table 4, the animation, rankings."""
+  from train import report, report_fomm
+
+  lines = []
+  if teacher:
+    lines += ['## The teacher: FOMM trained here', '', report_fomm.teacher_table(teacher), '']
+  lines += ['## Table 4 from the unsupervised teacher (loss L1)', '']
+  lines += [report_fomm.table4(students), '', '## The animation (held-out clips)', '']
+  lines += [report_fomm.animation_table(teacher, students), '', '## Rankings (best first)', '']
+  names = report_fomm.ranking(students, 'val_distance')
+  lines.append(f'- the article (val distance): {", ".join(report_fomm.article_ranking(names))}')
+  for column in _FOMM_SCORES:
+    lines.append(f'- {column}: {", ".join(report_fomm.ranking(students, column))}')
+  lines += ['', "## The article's comparisons, by each score", '']
+  lines += [f'- {report.compare(students, a, b, c)}' for c in _FOMM_SCORES for a, b in _CLAIMS
+            if isinstance(a, str)]  # fmt: skip
+  lines += ['', '## Does val distance rank the runs as the animation does?', '']
+  for column in _FOMM_SCORES[1:]:
+    lines.append(f'- {report_fomm.rank_correlation(students, "val_distance", column)}')
+  return lines + ['']
 
 
 def _study(folder: str) -> None:
-  from train import report
+  from train import report, report_fomm
 
   path = os.path.join(folder, 'summary.json')
   if not os.path.isfile(path):
@@ -52,9 +85,12 @@ def _study(folder: str) -> None:
     sys.exit(f'error: {path} is not a study summary ({error}); rerun `python -m tools.study`.')
   if not students:
     sys.exit(f'error: {path} holds no finished student run yet.')
-  lines = ['## Table 4 (loss L1)', '', report.table4(teacher, students), '']
-  lines += ['## Losses', '', report.loss_table(students), '', "## The article's comparisons", '']
-  lines += [f'- {report.compare(students, a, b)}' for a, b in _CLAIMS]
+  if report_fomm.is_fomm_summary(teacher, students):
+    lines = _fomm_tables(teacher, students)
+  else:
+    lines = ['## Table 4 (loss L1)', '', report.table4(teacher, students), '']
+    lines += ['## Losses', '', report.loss_table(students), '', "## The article's comparisons", '']
+    lines += [f'- {report.compare(students, a, b)}' for a, b in _CLAIMS]
   found = report.curves(folder, students)
   lines += ['', '## Learning curves (val distance; the schedule check: under 2%)', '']
   lines += [report.convergence_table(found)]

@@ -55,7 +55,7 @@ def stats(values: list[float]) -> tuple[float, float, int]:
   return float(array.mean()), std, int(array.size)
 
 
-def _cell(values: list[float]) -> str:
+def cell(values: list[float]) -> str:
   mean, std, count = stats(values)
   return f'{mean:.4f}' if count == 1 else f'{mean:.4f} +- {std:.4f}'
 
@@ -81,7 +81,7 @@ def table4(teacher: dict | None, students: list[dict]) -> str:
       if paper
       else '- | - | -'
     )
-    cells = ' | '.join(_cell([r[c] for r in runs]) for c in _COLUMNS)
+    cells = ' | '.join(cell([r[c] for r in runs]) for c in _COLUMNS)
     rate = np.median([r['images_per_s'] or math.nan for r in runs])
     lines.append(
       f'| {model} | {len(runs)} | {runs[0]["steps"]} | {runs[0]["params"]:,} | {rate:.0f} '
@@ -98,7 +98,7 @@ def loss_table(students: list[dict], model: str = 'edgesegnet') -> str:
   ]
   for (name, loss), runs in group(students).items():
     if name == model:
-      cells = ' | '.join(_cell([r[c] for r in runs]) for c in _COLUMNS)
+      cells = ' | '.join(cell([r[c] for r in runs]) for c in _COLUMNS)
       lines.append(f'| {loss} | {len(runs)} | {cells} |')
   return '\n'.join(lines)
 
@@ -118,8 +118,8 @@ def compare(students: list[dict], first: Arm, second: Arm, column: str = 'val_di
   (key1, label1), (key2, label2) = _arm(first), _arm(second)
   if key1 not in runs or key2 not in runs:
     return f'{label1} vs {label2}: not both run'
-  m1, s1, n1 = stats([r[column] for r in runs[key1]])
-  m2, s2, n2 = stats([r[column] for r in runs[key2]])
+  m1, s1, n1 = stats([r.get(column) for r in runs[key1]])
+  m2, s2, n2 = stats([r.get(column) for r in runs[key2]])
   if n1 < 2 or n2 < 2:
     return f'{label1} vs {label2}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
   error = math.sqrt(s1**2 / n1 + s2**2 / n2)
