@@ -44,7 +44,7 @@ def in_process(module: str, *args: str) -> int | str | None:
   from tools import cli
 
   flags.FLAGS.unparse_flags()  # every flag back to its default
-  imported = module in sys.modules
+  imported, before = module in sys.modules, set(flags.FLAGS)
   tool = importlib.import_module(module)
   argv, sys.argv = sys.argv, [module, *args]  # ml_collections reads --config.* there
   try:
@@ -57,6 +57,10 @@ def in_process(module: str, *args: str) -> int | str | None:
       for name in {flag.name for flag in flags.FLAGS.flags_by_module_dict().get(module, [])}:
         delattr(flags.FLAGS, name)
       del sys.modules[module]
+    # ml_collections defines a --config.FIELD flag per field while it parses --config.
+    for name in set(flags.FLAGS) - before:
+      if name in flags.FLAGS:
+        delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
   return None
 

@@ -59,3 +59,28 @@ def reconstruction(shown: dict, path: str, *, count: int = 8) -> None:
   figure.tight_layout()
   figure.savefig(path, dpi=90)
   plt.close(figure)
+
+
+def sheet(rows: list[tuple[str, np.ndarray | None, np.ndarray]], columns: list[str], path: str,
+          title: str) -> None:  # fmt: skip
+  """A grid of frames: per row (label, source frame or None, frames (N, S, S, 3) in [0, 1])."""
+  figure, axes = plt.subplots(
+    len(rows), len(columns) + 1, figsize=(1.25 * (len(columns) + 1) + 1.4, 1.3 * len(rows)),
+    squeeze=False,
+  )  # fmt: skip
+  for axis_row, (label, source, frames) in zip(axes, rows, strict=True):
+    if source is not None:
+      axis_row[0].imshow(np.clip(source, 0, 1))
+    axis_row[0].text(-0.1, 0.5, label, transform=axis_row[0].transAxes, ha='right', va='center',
+                     fontsize=7)  # fmt: skip
+    for axis, frame in zip(axis_row[1:], frames, strict=True):
+      axis.imshow(np.clip(frame, 0, 1))
+  for axis, name in zip(axes[0], ['source', *columns], strict=True):
+    axis.set_title(name, fontsize=7)
+  for axis in axes.flat:
+    axis.axis('off')
+  figure.suptitle(title, fontsize=8)
+  width = figure.get_size_inches()[0]
+  figure.tight_layout(rect=(1.1 / width, 0, 1, 1))  # room for the row labels on the left
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
