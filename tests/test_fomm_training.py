@@ -118,18 +118,18 @@ def test_the_animation_sheet_shows_each_detector_reconstructing_and_animating(fo
   """tools.animation_sheet in-process: a picture; its refusals are one line."""
   from commands import in_process, one_line
 
-  workdir, _, data = fomm_run
+  workdir, _, _ = fomm_run
   out = tmp_path / 'sheet.png'
-  args = [f'--generator={workdir}/generator', '--config=configs/fomm.py:smoke',
-          f'--config.data.data_dir={data}', '--frames=3', f'--out={out}']  # fmt: skip
-  detector = f'--detector=learnt={workdir}/detector'
-  assert in_process('tools.animation_sheet', *args, detector, detector) is None
+  args = [f'--run={workdir}', '--frames=3', f'--out={out}']
+  assert in_process('tools.animation_sheet', *args, f'--detector=again={workdir}/detector') is None
   assert out.stat().st_size > 10_000
-  refused = one_line(in_process('tools.animation_sheet', *args, detector))
+  refused = one_line(in_process('tools.animation_sheet', *args))
   assert refused == f'error: {out} already exists; choose another --out or delete it first.'
-  line = one_line(in_process('tools.animation_sheet', *args))
-  assert line == 'error: pass at least one --detector=NAME=FOLDER.'
-  line = one_line(in_process('tools.animation_sheet', *args[:-1], f'--out={tmp_path}/b.png',
+  line = one_line(
+    in_process('tools.animation_sheet', f'--run={tmp_path}', f'--out={tmp_path}/b.png')
+  )
+  assert line.startswith(f'error: {tmp_path} has no config.json; pass the workdir of a finished')
+  line = one_line(in_process('tools.animation_sheet', *args[:-1], f'--out={tmp_path}/c.png',
                              f'--detector={workdir}'))  # fmt: skip
   assert line.startswith('error: ') and 'detector/ or generator/ folder' in line
 

@@ -1,33 +1,32 @@
-"""A picture of held-out clips animated by FOMM's generator, one or more detectors driving.
+"""A picture of held-out clips animated by a FOMM run's generator, its detector and others driving.
 
-  python -m tools.animation_sheet --generator=workdirs/fomm/generator \\
-    --detector=teacher=workdirs/fomm/detector \\
+  python -m tools.animation_sheet --run=workdirs/fomm \\
     --detector=edgesegnet=workdirs/study_fomm/edgeseg_L1_seed0 --out=animation.png
 
-For each of the first --clips clips of --split (the clips of --config's data,
-default configs/fomm.py's), at --frames evenly spaced frames: the driving
-frames, then per detector two rows: the clip's first frame re-posed by each
-frame's absolute keypoints (FOMM's reconstruction, which tools.reconstruction
-scores), and the first frame of the next clip, another face, animated by the
-clip's motion relative to its first frame (demo.py --relative --adapt_scale,
-what tools.animate does). The first detector's rows come first.
+--run is a finished FOMM training run (`python main.py --config=configs/fomm.py`):
+its generator, its detector (shown first, as 'fomm') and its clips (config.json).
+For each of the first --clips clips of --split, at --frames evenly spaced
+frames: the driving frames, then per detector two rows: the clip's first frame
+re-posed by each frame's absolute keypoints (FOMM's reconstruction, which
+tools.reconstruction scores), and the first frame of the next clip, another
+face, animated by the clip's motion relative to its first frame (demo.py
+--relative --adapt_scale, what tools.animate does).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 import numpy as np
 from absl import flags
-from ml_collections import config_flags
 
 from tools import cli
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/fomm.py', 'whose clips to show')
-_GENERATOR = flags.DEFINE_string('generator', None, "FOMM's generator folder", required=True)
+_RUN = flags.DEFINE_string('run', None, 'a finished FOMM training workdir', required=True)
 _DETECTORS = flags.DEFINE_multi_string(
-  'detector', [], 'NAME=FOLDER of a keypoint model (repeat; the first is the reference)'
+  'detector', [], "NAME=FOLDER of another keypoint model (repeat), after the run's own"
 )
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'validation', 'test'], 'whose clips')
 _CLIPS = flags.DEFINE_integer('clips', 2, 'clips shown (each also animates the next clip)')
@@ -37,8 +36,8 @@ _OUT = flags.DEFINE_string('out', None, 'the .png to write (new)', required=True
 
 def main(argv: list[str]) -> None:
   cli.no_positional(argv)
-  if not _DETECTORS.value:
-    sys.exit('error: pass at least one --detector=NAME=FOLDER.')
+  import ml_collections
+
   if os.path.exists(_OUT.value):
     sys.exit(f'error: {_OUT.value} already exists; choose another --out or delete it first.')
   if _CLIPS.value < 1 or _FRAMES.value < 2:
@@ -46,13 +45,21 @@ def main(argv: list[str]) -> None:
   from data import clip_pairs, pipeline
   from train import animation, fomm_plots
 
+  config_path = os.path.join(_RUN.value, 'config.json')
+  if not os.path.isfile(config_path):
+    sys.exit(
+      f'error: {_RUN.value} has no config.json; pass the workdir of a finished FOMM run '
+      '(python main.py --config=configs/fomm.py).'
+    )
+  with open(config_path) as f:
+    data = ml_collections.ConfigDict(json.load(f)['data'])
   try:
-    generator, _ = animation.load_generator(_GENERATOR.value)
-    detectors = {}
+    generator, _ = animation.load_generator(os.path.join(_RUN.value, 'generator'))
+    detectors = {'fomm': animation.load_detector(os.path.join(_RUN.value, 'detector'))[0]}
     for entry in _DETECTORS.value:
       name, _, path = entry.rpartition('=')
       detectors[name or path] = animation.load_detector(path)[0]
-    builder = pipeline.prepare(_CONFIG.value.data)
+    builder = pipeline.prepare(data)
     clips = clip_pairs.clip_frames(builder, _SPLIT.value, max_clips=_CLIPS.value + 1)
     if len(clips) < 2:
       raise ValueError(f'the {_SPLIT.value} split has {len(clips)} clip; at least 2 are needed.')
@@ -73,8 +80,7 @@ def main(argv: list[str]) -> None:
       moved, _ = animator.drive(other[0], driving)
       rows.append((f'{name}: clip {other_id} animated', other[0] / 255.0, moved))
   columns = [f'frame {i}' for i in picked]
-  title = (f'held-out {_SPLIT.value} clips driving FOMM\'s generator '
-           f'({os.path.relpath(_GENERATOR.value)})')  # fmt: skip
+  title = f'held-out {_SPLIT.value} clips driving the generator of {os.path.relpath(_RUN.value)}'
   fomm_plots.sheet(rows, columns, _OUT.value, title)
   print(f'wrote {_OUT.value}: {shown} clips x {len(animators)} detectors')
 
