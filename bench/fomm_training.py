@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 import torch
 
-from bench import timing
+from bench import profiles, timing
 from torch_twins import create_twin, porting
 from torch_twins import fomm_losses as twin_losses
 from train.fomm_experiment import FommExperiment
@@ -84,3 +84,15 @@ def compare(
     out[name] = {**stats, 'pairs_per_s': batch / stats['median_s']}
   out['jax_speedup'] = times['pytorch']['median_s'] / times['jax']['median_s']
   return out
+
+
+def profile(config: ml_collections.ConfigDict, steps: int = 3) -> profiles.Breakdown:
+  """Where the JAX step's time goes: XLA's kernels over `steps` traced steps (after two
+  untraced ones), by family (bench.profiles)."""
+  experiment = FommExperiment(config)
+  rng = np.random.default_rng(0)
+  size, batch = config.data.image_size, config.batch_size
+  source, driving = (rng.uniform(size=(batch, size, size, 3)).astype(np.float32) for _ in range(2))
+  step = _jax_step(experiment, source, driving)
+  step(), step()
+  return profiles.profile_xla(step, steps)

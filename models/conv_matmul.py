@@ -7,6 +7,8 @@ computes what `lax.conv_general_dilated` computes (tests/test_convolution.py).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -64,7 +66,22 @@ def conv2d_row_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Ar
 def conv2d_out_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   """One matmul from each input pixel to every tap's outputs (C -> k*k*O), then the k*k
   shifted slices summed: for wide kernels onto a few outputs (FOMM generator's 7x7 final
-  conv, 64 -> 3 at 256x256), where XLA's convolution runs its 3-wide output badly."""
+  conv, 64 -> 3 at 256x256), where XLA's convolution runs its 3-wide output badly.
+
+  Its gradients are XLA's convolution's: differentiating the k*k slices pads each
+  one back to the (B, H, W, k, k, O) map and sums them, 6% of FOMM's training step
+  at 64x64 (186 ms of 1.98 s, the profile in docs/performance.md)."""
+  return _out_shift(stride, x, kernel)
+
+
+def _direct(stride: int, x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return lax.conv_general_dilated(
+    x, kernel, (stride, stride), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _out_shift(stride: int, x: jax.Array, kernel: jax.Array) -> jax.Array:
   kernel_size, _, in_features, out_features = kernel.shape
   batch, height, width, _ = x.shape
   weights = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)
@@ -85,3 +102,14 @@ def conv2d_out_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Ar
       )[:, :, :, 0, 0]  # fmt: skip
       out = term if out is None else out + term
   return out
+
+
+def _out_shift_forward(stride, x, kernel):
+  return _out_shift(stride, x, kernel), (x, kernel)
+
+
+def _out_shift_backward(stride, inputs, cotangent):
+  return jax.vjp(functools.partial(_direct, stride), *inputs)[1](cotangent)
+
+
+_out_shift.defvjp(_out_shift_forward, _out_shift_backward)

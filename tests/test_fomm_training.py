@@ -231,3 +231,5 @@ def test_the_training_throughput_comparison_times_both_frameworks(fomm_run):
   for name in ('jax', 'pytorch'):
     assert found[name]['pairs_per_s'] > 0 and found[name]['median_s'] > 0
   assert found['jax_speedup'] == found['pytorch']['median_s'] / found['jax']['median_s']
+  traced = fomm_training.profile(_config(fomm_run[2]), steps=1)
+  assert traced.wall_us > 0 and traced.busy_us > 0 and traced.families
