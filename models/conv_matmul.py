@@ -69,7 +69,7 @@ def conv2d_out_shift(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Ar
   conv, 64 -> 3 at 256x256), where XLA's convolution runs its 3-wide output badly.
 
   Its gradients are XLA's convolution's: differentiating the k*k slices pads each
-  one back to the (B, H, W, k, k, O) map and sums them, 6% of FOMM's training step
+  one back to the (B, H, W, k, k, O) map and sums them, 9% of FOMM's training step
   at 64x64 (186 ms of 1.98 s, the profile in docs/performance.md)."""
   return _out_shift(stride, x, kernel)
 
