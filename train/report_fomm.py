@@ -102,8 +102,9 @@ def ranking(students: list[dict], column: str) -> list[str]:
 
 
 def article_ranking(names: list[str]) -> list[str]:
-  """The same students ordered by the article's Table 4 val distance."""
-  return sorted(names, key=lambda m: models.spec(m).table4.val_distance)
+  """The students the article's Table 4 has, ordered by its val distance."""
+  ranked = [m for m in names if models.spec(m).table4]
+  return sorted(ranked, key=lambda m: models.spec(m).table4.val_distance)
 
 
 def rank_correlation(students: list[dict], first: str, second: str) -> str:
