@@ -64,9 +64,11 @@ def _fomm_tables(teacher: dict | None, students: list[dict]) -> list[str]:
   lines.append(f'- the article (val distance): {", ".join(report_fomm.article_ranking(names))}')
   for column in _FOMM_SCORES:
     lines.append(f'- {column}: {", ".join(report_fomm.ranking(students, column))}')
-  lines += ['', "## The article's comparisons, by each score", '']
-  lines += [f'- {report.compare(students, a, b, c)}' for c in _FOMM_SCORES for a, b in _CLAIMS
-            if isinstance(a, str)]  # fmt: skip
+  lines += ['', "## The article's comparisons, by each score"]
+  for column in _FOMM_SCORES:
+    lines += ['', f'{column}:', '']
+    pairs = [(a, b) for a, b in _CLAIMS if isinstance(a, str)]  # students, not losses
+    lines += [f'- {report.compare(students, a, b, column)}' for a, b in pairs]
   lines += ['', '## Does val distance rank the runs as the animation does?', '']
   for column in _FOMM_SCORES[1:]:
     lines.append(f'- {report_fomm.rank_correlation(students, "val_distance", column)}')
