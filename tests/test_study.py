@@ -206,3 +206,20 @@ def test_spearman_p_counts_permutations_exactly_over_a_few_runs():
   ]
   rho, p_value, _ = report_fomm.spearman(x, y)
   assert rho == pytest.approx(observed) and p_value == pytest.approx(np.mean(extreme))
+
+
+def test_the_schedule_check_reads_the_mean_curve_over_seeds():
+  from train import report
+
+  found = {'a0': [(300, 0.10), (600, 0.050), (800, 0.048)], 'a1': [(300, 0.12), (600, 0.030)]}
+  students = [{'run': 'a0', 'model': 'a', 'loss': 'L1'}, {'run': 'a1', 'model': 'a', 'loss': 'L1'}]
+  # Only the steps both seeds reached are averaged.
+  mean = report.mean_curves(found, students)
+  assert list(mean) == ['a, L1 (mean of 2)']
+  steps, values = zip(*mean['a, L1 (mean of 2)'], strict=True)
+  assert steps == (300, 600) and values == pytest.approx((0.11, 0.04))
+  assert report.last_quarter(mean['a, L1 (mean of 2)']) == pytest.approx((0.11 - 0.04) / 0.11)
+  table = report.convergence_table(found, students)
+  assert '| a, L1 (mean of 2) | 0.1100 | 0.0400 | - | 63.6% |' in table
+  # A student with one finished run gets no mean row.
+  assert 'mean of' not in report.convergence_table(found, students[:1])

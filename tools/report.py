@@ -95,7 +95,7 @@ def _study(folder: str) -> None:
     lines += [f'- {report.compare(students, a, b)}' for a, b in _CLAIMS]
   found = report.curves(folder, students)
   lines += ['', '## Learning curves (val distance; the schedule check: under 2%)', '']
-  lines += [report.convergence_table(found)]
+  lines += [report.convergence_table(found, students)]
   text = '\n'.join(lines) + '\n'
   print(text)
   with open(os.path.join(folder, 'tables.md'), 'w') as f:

@@ -198,14 +198,41 @@ def last_quarter(curve: list[tuple[int, float]]) -> float | None:
   return (earlier[-1] - last) / earlier[-1] if earlier else None
 
 
-def convergence_table(found: dict[str, list[tuple[int, float]]]) -> str:
-  """Markdown: each run's val distance at every validation and its last-quarter improvement."""
+def mean_curves(
+  found: dict[str, list[tuple[int, float]]], students: list[dict]
+) -> dict[str, list[tuple[int, float]]]:
+  """Per (model, loss) with 2+ finished runs, the seeds' mean val distance at the steps all share.
+
+  The schedule criterion is read on this curve: one seed's late dip is noise.
+  """
+  means = {}
+  for (model, loss), runs in group(students).items():
+    curves = [dict(found[r['run']]) for r in runs if found.get(r['run'])]
+    if len(curves) < 2:
+      continue
+    shared = sorted(set.intersection(*(set(c) for c in curves)))
+    means[f'{model}, {loss} (mean of {len(curves)})'] = [
+      (s, float(np.mean([c[s] for c in curves]))) for s in shared
+    ]
+  return means
+
+
+def convergence_table(
+  found: dict[str, list[tuple[int, float]]], students: list[dict] | None = None
+) -> str:
+  """Markdown: each run's val distance at every validation and its last-quarter improvement.
+
+  With `students`, one more row per student: the mean over its seeds.
+  """
   steps = sorted({s for curve in found.values() for s, _ in curve})
   lines = [
     '| run | ' + ' | '.join(f'step {s}' for s in steps) + ' | last-quarter improvement |',
     '|---|' + '---:|' * (len(steps) + 1),
   ]
-  for run, curve in found.items():
+  rows = dict(found)
+  if students:
+    rows.update(mean_curves(found, students))
+  for run, curve in rows.items():
     by_step = dict(curve)
     cells = ' | '.join(f'{by_step[s]:.4f}' if s in by_step else '-' for s in steps)
     gain = last_quarter(curve)
