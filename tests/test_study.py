@@ -183,6 +183,9 @@ def test_the_second_studys_report_ranks_students_by_each_score(tmp_path):
   assert f'- reconstruction_l1: {", ".join(order)}' in tables
   assert '- the article (val distance): edgesegnet, squeeze_unet, l3unet, squeeze_encdec' in tables
   assert 'val_distance vs reconstruction_l1: Spearman rho +1.00 over 12 runs' in tables
+  # Every run, by val distance, with the scores the correlation ranks.
+  assert '| squeeze_encdec_L1_seed0 | 0.0200 | 0.0700 | 0.0800 |' in tables
+  assert tables.index('| squeeze_encdec_L1_seed2 |') < tables.index('| edgesegnet_L1_seed0 |')
   assert 'to truth' not in tables
 
 
@@ -223,3 +226,17 @@ def test_the_schedule_check_reads_the_mean_curve_over_seeds():
   assert '| a, L1 (mean of 2) | 0.1100 | 0.0400 | - | 63.6% |' in table
   # A student with one finished run gets no mean row.
   assert 'mean of' not in report.convergence_table(found, students[:1])
+
+
+def test_a_drawn_permutation_p_is_bounded_not_zero():
+  """Over 12 runs p comes from 9,999 draws: a perfect ranking reads 'under 0.001', never 0."""
+  import numpy as np
+
+  from train import report_fomm
+
+  rho, p_value, how = report_fomm.spearman(np.arange(12.0), np.arange(12.0) ** 2)
+  assert (rho, how) == (1.0, '9,999 permutations') and 0 < p_value < 0.001
+  runs = [{'run': str(i), 'a': float(i), 'b': float(i) ** 2} for i in range(12)]
+  assert report_fomm.rank_correlation(runs, 'a', 'b').endswith(
+    'permutation p under 0.001 (9,999 permutations)'
+  )

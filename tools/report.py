@@ -72,7 +72,7 @@ def _fomm_tables(teacher: dict | None, students: list[dict]) -> list[str]:
   lines += ['', '## Does val distance rank the runs as the animation does?', '']
   for column in _FOMM_SCORES[1:]:
     lines.append(f'- {report_fomm.rank_correlation(students, "val_distance", column)}')
-  return lines + ['']
+  return lines + ['', report_fomm.runs_table(students), '']
 
 
 def _study(folder: str) -> None:

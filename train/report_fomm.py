@@ -95,6 +95,22 @@ def animation_table(teacher: dict | None, students: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def runs_table(students: list[dict]) -> str:
+  """Markdown: every run by val distance beside its animation scores (what Spearman ranks)."""
+  lines = [
+    '| run | val distance | reconstruction L1 | animated kp error |',
+    '|---|---:|---:|---:|',
+  ]
+  for r in sorted(students, key=lambda r: r['val_distance']):
+    if r.get('reconstruction_l1') is None or r.get('animated_kp_error') is None:
+      continue
+    lines.append(
+      f'| {r["run"]} | {r["val_distance"]:.4f} | {r["reconstruction_l1"]:.4f} '
+      f'| {r["animated_kp_error"]:.4f} |'
+    )
+  return '\n'.join(lines)
+
+
 def ranking(students: list[dict], column: str) -> list[str]:
   """The L1 students, best (lowest mean of `column`) first."""
   groups = _l1_groups(students)
@@ -143,7 +159,9 @@ def rank_correlation(students: list[dict], first: str, second: str) -> str:
   if np.ptp(x) == 0 or np.ptp(y) == 0:
     return f'{first} vs {second}: one column is constant over {len(pairs)} runs'
   rho, p_value, how = spearman(x, y)
+  # Drawn permutations bound p below by 2/(draws+1): say "under", not "0.000".
+  shown = f'{p_value:.3f}' if p_value >= 0.001 else 'under 0.001'
   return (
     f'{first} vs {second}: Spearman rho {rho:+.2f} over {len(pairs)} runs, '
-    f'permutation p {p_value:.3f} ({how})'
+    f'permutation p {shown} ({how})'
   )
