@@ -80,7 +80,8 @@ def sheet(rows: list[tuple[str, np.ndarray | None, np.ndarray]], columns: list[s
   for axis in axes.flat:
     axis.axis('off')
   figure.suptitle(title, fontsize=8)
-  width = figure.get_size_inches()[0]
-  figure.tight_layout(rect=(1.1 / width, 0, 1, 1))  # room for the row labels on the left
+  width, height = figure.get_size_inches()
+  # Room for the row labels on the left and for the title above the column names.
+  figure.tight_layout(rect=(1.1 / width, 0, 1, 1 - 0.25 / height))
   figure.savefig(path, dpi=90)
   plt.close(figure)
