@@ -117,6 +117,10 @@ def test_comparisons_follow_welchs_t_test():
     p_value = scipy.stats.ttest_ind(a, values, equal_var=False).pvalue
     assert ('decided' if p_value < 0.05 else 'within the spread') in line, (line, p_value)
   assert 'within the spread' in report.compare(students, 'edgesegnet', 'l3unet')
+  interval = scipy.stats.ttest_ind(a, c, equal_var=False).confidence_interval(0.95)
+  assert f'95% interval {interval.low:+.4f} to {interval.high:+.4f} ' in report.compare(
+    students, 'edgesegnet', 'l3unet'
+  )
   assert 'decided' in report.compare(students, 'edgesegnet', 'squeeze_unet')
   # (student, loss) pairs compare losses of one student: series Part 7's L1 against L2.
   students += [{'model': 'edgesegnet', 'loss': 'L2', 'val_distance': v} for v in b]

@@ -127,9 +127,15 @@ def compare(students: list[dict], first: Arm, second: Arm, column: str = 'val_di
   # No spread on either side (a nan p-value): any difference is decided.
   decided = test.pvalue < 0.05 if error > 0 else m1 != m2
   verdict = 'decided' if decided else 'within the spread'
+  interval = ''
+  if error > 0:  # Welch's 95% interval, Welch-Satterthwaite degrees of freedom
+    a, b = s1**2 / n1, s2**2 / n2
+    dof = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / (n2 - 1))
+    half = scipy.stats.t.ppf(0.975, dof) * error
+    interval = f', 95% interval {m1 - m2 - half:+.4f} to {m1 - m2 + half:+.4f}'
   return (
     f'{label1} vs {label2}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch p '
-    f'{test.pvalue:.3f} ({column}; {verdict})'
+    f'{test.pvalue:.3f}{interval} ({column}; {verdict})'
   )
 
 
