@@ -282,14 +282,19 @@ def test_sigterm_saves_the_step_reached_and_a_rerun_finishes_identically(
 
 
 def test_a_second_signal_stops_at_once():
-  handler = signal.getsignal(signal.SIGINT)
-  # raise_signal, not os.kill: kill() may deliver to another thread (XLA's), and then
-  # Python runs the handler at some later bytecode; raise() runs it before returning.
-  with Watch() as watch, pytest.raises(KeyboardInterrupt):
-    signal.raise_signal(signal.SIGINT)
-    assert watch.due(1) and watch.signum == signal.SIGINT
-    signal.raise_signal(signal.SIGINT)
-  assert signal.getsignal(signal.SIGINT) == handler
+  # The second signal goes to the handler from before the Watch: make it Python's own,
+  # whatever an earlier test on this worker left there (a pool may ignore SIGINT).
+  original = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    # raise_signal, not os.kill: kill() may deliver to another thread (XLA's), and then
+    # Python runs the handler at some later bytecode; raise() runs it before returning.
+    with Watch() as watch, pytest.raises(KeyboardInterrupt):
+      signal.raise_signal(signal.SIGINT)
+      assert watch.due(1) and watch.signum == signal.SIGINT
+      signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, original)
 
 
 def test_main_turns_a_preemption_into_its_line_and_exit_status(tmp_path, monkeypatch, capsys):
