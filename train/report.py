@@ -118,24 +118,22 @@ def compare(students: list[dict], first: Arm, second: Arm, column: str = 'val_di
   (key1, label1), (key2, label2) = _arm(first), _arm(second)
   if key1 not in runs or key2 not in runs:
     return f'{label1} vs {label2}: not both run'
-  m1, s1, n1 = stats([r.get(column) for r in runs[key1]])
-  m2, s2, n2 = stats([r.get(column) for r in runs[key2]])
+  values1 = [r[column] for r in runs[key1] if r.get(column) is not None]
+  values2 = [r[column] for r in runs[key2] if r.get(column) is not None]
+  (m1, s1, n1), (m2, s2, n2) = stats(values1), stats(values2)
   if n1 < 2 or n2 < 2:
     return f'{label1} vs {label2}: {m1 - m2:+.4f} ({column}; one seed, spread unknown)'
   error = math.sqrt(s1**2 / n1 + s2**2 / n2)
-  test = scipy.stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
-  # No spread on either side (a nan p-value): any difference is decided.
-  decided = test.pvalue < 0.05 if error > 0 else m1 != m2
-  verdict = 'decided' if decided else 'within the spread'
-  interval = ''
-  if error > 0:  # Welch's 95% interval, Welch-Satterthwaite degrees of freedom
-    a, b = s1**2 / n1, s2**2 / n2
-    dof = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / (n2 - 1))
-    half = scipy.stats.t.ppf(0.975, dof) * error
-    interval = f', 95% interval {m1 - m2 - half:+.4f} to {m1 - m2 + half:+.4f}'
+  if error == 0:  # no spread on either side (Welch's p is nan): any difference is decided
+    verdict = 'decided' if m1 != m2 else 'within the spread'
+    return f'{label1} vs {label2}: {m1 - m2:+.4f}, no spread ({column}; {verdict})'
+  test = scipy.stats.ttest_ind(values1, values2, equal_var=False)
+  interval = test.confidence_interval(0.95)
+  verdict = 'decided' if test.pvalue < 0.05 else 'within the spread'
   return (
     f'{label1} vs {label2}: {m1 - m2:+.4f}, standard error {error:.4f}, Welch p '
-    f'{test.pvalue:.3f}{interval} ({column}; {verdict})'
+    f'{test.pvalue:.3f}, 95% interval {interval.low:+.4f} to {interval.high:+.4f} '
+    f'({column}; {verdict})'
   )
 
 
@@ -223,22 +221,15 @@ def mean_curves(
   return means
 
 
-def convergence_table(
-  found: dict[str, list[tuple[int, float]]], students: list[dict] | None = None
-) -> str:
-  """Markdown: each run's val distance at every validation and its last-quarter improvement.
-
-  With `students`, one more row per student: the mean over its seeds.
-  """
+def convergence_table(found: dict[str, list[tuple[int, float]]], students: list[dict]) -> str:
+  """Markdown: each run's val distance at every validation and its last-quarter improvement,
+  then one row per student with 2+ runs: the mean over its seeds."""
   steps = sorted({s for curve in found.values() for s, _ in curve})
   lines = [
     '| run | ' + ' | '.join(f'step {s}' for s in steps) + ' | last-quarter improvement |',
     '|---|' + '---:|' * (len(steps) + 1),
   ]
-  rows = dict(found)
-  if students:
-    rows.update(mean_curves(found, students))
-  for run, curve in rows.items():
+  for run, curve in {**found, **mean_curves(found, students)}.items():
     by_step = dict(curve)
     cells = ' | '.join(f'{by_step[s]:.4f}' if s in by_step else '-' for s in steps)
     gain = last_quarter(curve)
